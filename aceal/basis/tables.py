@@ -1,0 +1,184 @@
+"""Flatten a :class:`~aceal.basis.ctilde.CTildePotential` into the arrays the kernels read.
+
+Built once per model (plain numpy). Index conventions used by :mod:`aceal.kernels`:
+
+* one-particle channel ``a = (mu * nradmax + n) * (lmax+1)**2 + l*l + l + m`` for
+  ``n`` 0-based and ``m = -l..l``; rank-1 channel ``a1 = mu * nradbase + n``;
+* spline functions of a bond ``[g_0..g_{nradbase-1}, R_nl (n-major), core]``;
+* product terms ("ms-combinations") of central species ``mu0`` are
+  ``comb_off[mu0]:comb_off[mu0+1]``; term ``s`` multiplies the channels
+  ``comb_aidx[comb_aoff[s]:comb_aoff[s+1]]`` with coefficients ``comb_coef[s, :ndensity]``
+  and belongs to basis function ``comb_func[s]`` (index within the flat function list).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from aceal.basis.ctilde import CTildePotential
+from aceal.basis.radial import hermite_coefficients, tabulate_bond
+from aceal.errors import AcealInputError
+
+EMBEDDING_CODES = {"linear": 0, "FinnisSinclair": 1, "FinnisSinclairShiftedScaled": 2}
+
+
+@dataclass
+class KernelTables:
+    """Arrays for :func:`aceal.kernels.evaluate.evaluate_atoms` (see module docstring)."""
+
+    nelem: int
+    lmax: int
+    nradmax: int
+    nradbase: int
+    ndensity: int
+    # radial splines, per ordered pair p = mu_i * nelem + mu_j
+    spline: np.ndarray  # (npairs, nlut_max + 1, nfunc, 4)
+    nlut: np.ndarray  # (npairs,) int64
+    rscale: np.ndarray  # (npairs,) nodes per Å
+    rcut: np.ndarray  # (npairs,) Å
+    rmin: np.ndarray  # (npairs,) Å, distances below this are overlaps
+    # embeddings and reference energies, per central species
+    e0: np.ndarray  # (nelem,) eV
+    emb_type: np.ndarray  # (nelem,) int64
+    emb_params: np.ndarray  # (nelem, ndensity, 2): weight, exponent
+    emb_ndens: np.ndarray  # (nelem,) int64
+    rho_cut: np.ndarray  # (nelem,)
+    drho_cut: np.ndarray  # (nelem,)
+    # rank-1 functions
+    r1_off: np.ndarray  # (nelem + 1,)
+    r1_idx: np.ndarray  # (nr1,)
+    r1_coef: np.ndarray  # (nr1, ndensity)
+    r1_func: np.ndarray  # (nr1,)
+    # rank >= 2 product terms
+    comb_off: np.ndarray  # (nelem + 1,)
+    comb_aoff: np.ndarray  # (ncomb + 1,)
+    comb_aidx: np.ndarray  # (sum of ranks,)
+    comb_coef: np.ndarray  # (ncomb, ndensity)
+    comb_func: np.ndarray  # (ncomb,)
+    rankmax: int
+    nfunc: int  # number of functions (rank 1 and higher) over all species
+
+    @property
+    def cutoff(self) -> float:
+        return float(self.rcut.max())
+
+    @property
+    def n_channels(self) -> int:
+        return self.nelem * self.nradmax * (self.lmax + 1) ** 2
+
+
+def build_tables(pot: CTildePotential) -> KernelTables:
+    """Flatten ``pot`` for the kernels: splines, embeddings and product-term tables."""
+    nelem = len(pot.elements)
+    missing = [(i, j) for i in range(nelem) for j in range(nelem) if (i, j) not in pot.bonds]
+    if missing:
+        raise AcealInputError(f"potential has no bond entry for species pairs {missing}")
+    bonds = [pot.bonds[(i, j)] for i in range(nelem) for j in range(nelem)]
+    lmax = max(b.lmax for b in bonds)
+    nradmax = max(max(b.nradmax for b in bonds), 1)
+    nradbase = max(b.nradbase for b in bonds)
+    ndens = pot.ndensity
+    step = pot.delta_spline_bins
+    if step <= 0:
+        raise AcealInputError(f"deltaSplineBins must be positive, got {step}")
+
+    tabs = [tabulate_bond(b, nradbase, nradmax, lmax, step) for b in bonds]
+    nlut = np.array([t[2] for t in tabs], dtype=np.int64)
+    nfunc_spline = tabs[0][0].shape[1]
+    spline = np.zeros((len(bonds), nlut.max() + 1, nfunc_spline, 4))
+    for p, (b, (vals, ders, n)) in enumerate(zip(bonds, tabs, strict=True)):
+        spline[p, : n + 1] = hermite_coefficients(vals, ders, b.rcut / n)
+    rcut = np.array([b.rcut for b in bonds])
+    rscale = nlut / rcut
+
+    e0 = np.zeros(nelem)
+    e0[: len(pot.e0)] = pot.e0
+    emb_type = np.zeros(nelem, dtype=np.int64)
+    emb_params = np.zeros((nelem, ndens, 2))
+    emb_ndens = np.zeros(nelem, dtype=np.int64)
+    rho_cut = np.zeros(nelem)
+    drho_cut = np.zeros(nelem)
+    for mu in range(nelem):
+        emb = pot.embeddings[mu]
+        if emb.npoti not in EMBEDDING_CODES:
+            raise AcealInputError(
+                f"unknown embedding {emb.npoti!r}; known: {', '.join(EMBEDDING_CODES)}"
+            )
+        emb_type[mu] = EMBEDDING_CODES[emb.npoti]
+        emb_ndens[mu] = emb.ndensity
+        if emb.npoti != "linear":
+            fs = np.asarray(emb.FS_parameters, dtype=float)
+            if fs.size < 2 * emb.ndensity:
+                raise AcealInputError(
+                    f"embedding of species {mu}: FS_parameters needs {2 * emb.ndensity} values"
+                )
+            emb_params[mu, : emb.ndensity] = fs[: 2 * emb.ndensity].reshape(-1, 2)
+        rho_cut[mu] = emb.rho_core_cutoff
+        drho_cut[mu] = emb.drho_core_cutoff
+
+    nlm = (lmax + 1) ** 2
+
+    def channel(mu: int, n: int, l: int, m: int) -> int:
+        return (mu * nradmax + n - 1) * nlm + l * l + l + m
+
+    r1_off, r1_idx, r1_coef, r1_func = [0], [], [], []
+    comb_off, comb_aoff, comb_aidx, comb_coef, comb_func = [0], [0], [], [], []
+    rankmax, ifunc = 1, 0
+    for mu0 in range(nelem):
+        for f in pot.functions.get(mu0, []):
+            ct = np.asarray(f.ctildes, dtype=float).reshape(len(f.ms_combs), -1)
+            coef = np.zeros((ct.shape[0], ndens))
+            coef[:, : ct.shape[1]] = ct
+            if f.rank == 1:
+                r1_idx.append(int(f.mus[0]) * nradbase + int(f.ns[0]) - 1)
+                r1_coef.append(coef[0])
+                r1_func.append(ifunc)
+            else:
+                rankmax = max(rankmax, f.rank)
+                ms = np.asarray(f.ms_combs, dtype=np.int64).reshape(-1, f.rank)
+                for s in range(ms.shape[0]):
+                    for t in range(f.rank):
+                        comb_aidx.append(
+                            channel(int(f.mus[t]), int(f.ns[t]), int(f.ls[t]), int(ms[s, t]))
+                        )
+                    comb_aoff.append(len(comb_aidx))
+                    comb_coef.append(coef[s])
+                    comb_func.append(ifunc)
+            ifunc += 1
+        r1_off.append(len(r1_idx))
+        comb_off.append(len(comb_coef))
+
+    def arr(x, dtype, shape=(0,)):
+        return np.array(x, dtype=dtype) if len(x) else np.zeros(shape, dtype=dtype)
+
+    return KernelTables(
+        nelem=nelem,
+        lmax=lmax,
+        nradmax=nradmax,
+        nradbase=nradbase,
+        ndensity=ndens,
+        spline=spline,
+        nlut=nlut,
+        rscale=rscale,
+        rcut=rcut,
+        rmin=rcut / nlut,
+        e0=e0,
+        emb_type=emb_type,
+        emb_params=emb_params,
+        emb_ndens=emb_ndens,
+        rho_cut=rho_cut,
+        drho_cut=drho_cut,
+        r1_off=np.array(r1_off, dtype=np.int64),
+        r1_idx=arr(r1_idx, np.int64),
+        r1_coef=arr(r1_coef, np.float64, (0, ndens)),
+        r1_func=arr(r1_func, np.int64),
+        comb_off=np.array(comb_off, dtype=np.int64),
+        comb_aoff=np.array(comb_aoff, dtype=np.int64),
+        comb_aidx=arr(comb_aidx, np.int64),
+        comb_coef=arr(comb_coef, np.float64, (0, ndens)),
+        comb_func=arr(comb_func, np.int64),
+        rankmax=rankmax,
+        nfunc=ifunc,
+    )

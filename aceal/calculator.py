@@ -1,0 +1,91 @@
+"""The ASE face of aceal: :class:`ACECalculator`.
+
+>>> from aceal import ACECalculator
+>>> atoms.calc = ACECalculator("model.yaml")      # or a PACE .yace file
+>>> atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
+
+Units: energy eV, forces eV/Å, stress eV/Å³ (ASE sign and Voigt order
+xx yy zz yz xz xy). With a committee in the model, ``calc.results`` also holds
+``energy_std`` (eV), ``energies_std`` (eV per atom) and ``energy_committee`` (eV).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numba
+import numpy as np
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
+
+from aceal.errors import AcealInputError
+from aceal.evaluation import evaluate_tables, species_indices
+from aceal.kernels.neighbours import NeighbourList
+from aceal.model import ACEModel
+
+
+class ACECalculator(Calculator):
+    """ASE calculator for aceal and PACE ``.yace`` models.
+
+    Parameters
+    ----------
+    model
+        An :class:`~aceal.model.ACEModel` or a path to a model file (aceal YAML or ``.yace``).
+    skin
+        Verlet skin (Å) of the reused neighbour list; the list is rebuilt only when an atom
+        moved more than ``skin / 2`` or the cell changed.
+    num_threads
+        numba threads for this calculator (default: numba's setting, i.e. all cores or
+        ``NUMBA_NUM_THREADS``).
+    """
+
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+
+    def __init__(
+        self,
+        model: ACEModel | str | Path,
+        *,
+        skin: float = 0.3,
+        num_threads: int | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model = model if isinstance(model, ACEModel) else ACEModel.load(model)
+        self.tables = self.model.tables
+        self.elements = self.model.elements
+        self.num_threads = num_threads
+        self._nl = NeighbourList(self.tables.cutoff, skin=skin)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        pbc = np.asarray(atoms.pbc, dtype=bool)
+        if "stress" in properties and not pbc.all():
+            raise PropertyNotImplementedError("stress needs a fully periodic cell")
+        positions = atoms.positions
+        if not np.all(np.isfinite(positions)):
+            bad = int(np.flatnonzero(~np.isfinite(positions).all(axis=1))[0])
+            raise AcealInputError(f"atom {bad} has a non-finite position {positions[bad]}")
+        species = species_indices(atoms.numbers, self.elements)
+        self._nl.update(positions, atoms.cell.array, pbc, atoms.numbers)
+        threads = self.num_threads
+        if threads is not None:
+            threads = max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
+            numba.set_num_threads(threads)
+        ev = evaluate_tables(self.tables, species, self._nl.first, self._nl.j, self._nl.d, threads)
+        energy = ev.energy
+        self.results["energy"] = energy
+        self.results["free_energy"] = energy
+        self.results["energies"] = ev.energies
+        self.results["forces"] = ev.forces
+        if pbc.all():
+            stress = ev.virial / atoms.get_volume()
+            self.results["stress"] = full_3x3_to_voigt_6_stress(0.5 * (stress + stress.T))
+        k = self.model.committee_size
+        if k:
+            e0 = self.tables.e0[species][:, None]
+            site = ev.densities[:, 1 : k + 1] + e0  # committee site energies
+            self.results["energy_committee"] = site.sum(axis=0)
+            self.results["energy_std"] = float(site.sum(axis=0).std(ddof=1)) if k > 1 else 0.0
+            spread = site.std(axis=1, ddof=1) if k > 1 else np.zeros(len(site))
+            self.results["energies_std"] = spread

@@ -1,0 +1,101 @@
+"""Evaluate a model's kernel tables on one structure (orchestration around the kernels).
+
+Used by the ASE calculator and by anything else that needs energies, forces and the
+virial from a neighbour list (fitting baselines, validation). Energies in eV, forces in
+eV/Å, virial in eV.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from aceal.basis.tables import KernelTables
+from aceal.errors import AcealInputError
+from aceal.kernels.evaluate import evaluate_atoms, scatter_pair_gradients
+from aceal.kernels.sphharm import ylm_recursion_coefficients
+
+
+@dataclass
+class Evaluation:
+    """Kernel output for one structure."""
+
+    energies: np.ndarray  # (n_atoms,) site energies, eV
+    densities: np.ndarray  # (n_atoms, ndensity) rho_p per atom (committee read-outs)
+    forces: np.ndarray  # (n_atoms, 3) eV/Å
+    virial: np.ndarray  # (3, 3) sum_ij r_ij ⊗ dE_i/dr_ij, eV (stress = virial / volume)
+
+    @property
+    def energy(self) -> float:
+        return float(self.energies.sum())
+
+
+def species_indices(numbers: np.ndarray, elements: list[str]) -> np.ndarray:
+    """Map atomic numbers to the model's species indices; unknown elements raise."""
+    from ase.data import atomic_numbers, chemical_symbols
+
+    table = {atomic_numbers[el]: k for k, el in enumerate(elements)}
+    out = np.empty(len(numbers), dtype=np.int64)
+    for i, z in enumerate(numbers):
+        k = table.get(int(z))
+        if k is None:
+            raise AcealInputError(
+                f"element {chemical_symbols[int(z)]} (atom {i}) is not in the model "
+                f"(elements: {', '.join(elements)})"
+            )
+        out[i] = k
+    return out
+
+
+def evaluate_tables(
+    tables: KernelTables,
+    species: np.ndarray,
+    first: np.ndarray,
+    neighbours: np.ndarray,
+    displacements: np.ndarray,
+    num_threads: int | None = None,
+) -> Evaluation:
+    """Run the evaluation kernel on a CSR neighbour list (pairs beyond the cutoff are skipped).
+
+    Raises :class:`AcealInputError` when two atoms are closer than the radial spline's
+    first node (an overlap), naming both atoms and their distance.
+    """
+    nat = len(species)
+    nthreads = numba.get_num_threads() if num_threads is None else int(num_threads)
+    site = np.zeros(nat)
+    rho = np.zeros((nat, tables.ndensity))
+    pair_grad = np.zeros((len(neighbours), 3))
+    overlap = np.full(nat, -1, dtype=np.int64)
+    t = tables
+    evaluate_atoms(
+        first, neighbours, displacements, species,
+        t.nelem, t.lmax, t.nradmax, t.nradbase, t.spline, t.nlut, t.rscale, t.rcut, t.rmin,
+        t.e0, t.emb_type, t.emb_params, t.emb_ndens, t.rho_cut, t.drho_cut,
+        t.r1_off, t.r1_idx, t.r1_coef, t.comb_off, t.comb_aoff, t.comb_aidx, t.comb_coef,
+        _ylm_coefficients(t.lmax), t.rankmax,
+        site, rho, pair_grad, overlap, max(1, nthreads),
+    )  # fmt: skip
+    bad = np.flatnonzero(overlap >= 0)
+    if bad.size:
+        i = int(bad[0])
+        p = int(overlap[i])
+        dist = float(np.linalg.norm(displacements[p]))
+        raise AcealInputError(
+            f"atoms {i} and {int(neighbours[p])} are {dist:.2e} Å apart: closer than the "
+            f"model can evaluate ({t.rmin.min():.1e} Å); the structure has overlapping atoms"
+        )
+    forces = np.zeros((nat, 3))
+    virial = np.zeros((3, 3))
+    scatter_pair_gradients(first, neighbours, displacements, pair_grad, forces, virial)
+    return Evaluation(energies=site, densities=rho, forces=forces, virial=virial)
+
+
+_YLM_CACHE: dict[int, np.ndarray] = {}
+
+
+def _ylm_coefficients(lmax: int) -> np.ndarray:
+    if lmax not in _YLM_CACHE:
+        _YLM_CACHE[lmax] = ylm_recursion_coefficients(lmax)
+    return _YLM_CACHE[lmax]

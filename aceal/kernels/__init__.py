@@ -1,0 +1,1 @@
+"""Numba kernels: plain functions over arrays (neighbours, evaluation, design rows)."""
