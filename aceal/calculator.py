@@ -7,6 +7,8 @@
 Units: energy eV, forces eV/Å, stress eV/Å³ (ASE sign and Voigt order
 xx yy zz yz xz xy). With a committee in the model, ``calc.results`` also holds
 ``energy_std`` (eV), ``energies_std`` (eV per atom) and ``energy_committee`` (eV).
+With an active set, the extrapolation grade is computed only when asked for, e.g. every
+N MD steps: ``calc.get_property("gamma", atoms)`` (per atom, dimensionless).
 """
 
 from __future__ import annotations
@@ -37,9 +39,13 @@ class ACECalculator(Calculator):
     num_threads
         numba threads for this calculator (default: numba's setting, i.e. all cores or
         ``NUMBA_NUM_THREADS``).
+    active_set
+        An :class:`~aceal.uncertainty.grade.ExtrapolationGrader` or the path of its
+        ``.asi.npz`` file. By default ``<model>.asi.npz`` next to a model file is used if it
+        exists. Enables the ``gamma`` property.
     """
 
-    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "gamma"]
 
     def __init__(
         self,
@@ -47,10 +53,19 @@ class ACECalculator(Calculator):
         *,
         skin: float = 0.3,
         num_threads: int | None = None,
+        active_set=None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.model = model if isinstance(model, ACEModel) else ACEModel.load(model)
+        if active_set is None and not isinstance(model, ACEModel):
+            sidecar = Path(model).with_suffix(".asi.npz")
+            active_set = sidecar if sidecar.is_file() else None
+        if active_set is not None and not hasattr(active_set, "inverses"):
+            from aceal.uncertainty.grade import ExtrapolationGrader
+
+            active_set = ExtrapolationGrader.load(self.model.basis, active_set)
+        self.grader = active_set
         self.tables = self.model.tables
         self.elements = self.model.elements
         self.num_threads = num_threads
@@ -62,6 +77,8 @@ class ACECalculator(Calculator):
         pbc = np.asarray(atoms.pbc, dtype=bool)
         if "stress" in properties and not pbc.all():
             raise PropertyNotImplementedError("stress needs a fully periodic cell")
+        if "gamma" in properties and self.grader is None:
+            raise PropertyNotImplementedError("gamma needs an active set (see active_set=)")
         positions = atoms.positions
         if not np.all(np.isfinite(positions)):
             bad = int(np.flatnonzero(~np.isfinite(positions).all(axis=1))[0])
@@ -81,6 +98,8 @@ class ACECalculator(Calculator):
         if pbc.all():
             stress = ev.virial / atoms.get_volume()
             self.results["stress"] = full_3x3_to_voigt_6_stress(0.5 * (stress + stress.T))
+        if "gamma" in properties:
+            self.results["gamma"] = self.grader(atoms)
         k = self.model.committee_size
         if k:
             e0 = self.tables.e0[species][:, None]
