@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.md.velocitydistribution import thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 from ase.units import fs
 from scipy.spatial.transform import Rotation
@@ -135,7 +135,7 @@ def test_nve_energy_conservation():
     atoms = bulk("Cu", "fcc", a=3.62, cubic=True).repeat((3, 3, 3))
     assert len(atoms) == 108
     atoms.calc = ACECalculator(DATA / "Cu-PBE-core-rep.yace")
-    MaxwellBoltzmannDistribution(atoms, temperature_K=600, rng=np.random.default_rng(0))  # noqa
+    thermalize_momenta(atoms, temperature_K=600, rng=np.random.default_rng(0))
     dyn = VelocityVerlet(atoms, timestep=1.0 * fs)
     energies = []
     dyn.attach(lambda: energies.append(atoms.get_total_energy()), interval=10)
