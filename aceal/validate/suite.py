@@ -1,0 +1,420 @@
+"""Model vs reference, side by side: every property with both calculators and the error."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+
+from aceal.errors import AcealInputError
+from aceal.validate import bulk, defects, dynamics, fewbody, rare_events
+from aceal.validate.crystal import element_structure
+
+__all__ = [
+    "run_validation",
+    "compare",
+    "DEFAULT_SUITES",
+    "ALL_SUITES",
+    "DEFAULT_SETTINGS",
+    "QUICK_SETTINGS",
+]
+
+DEFAULT_SUITES = ("bulk", "defects", "fewbody", "dynamics")
+ALL_SUITES = ("bulk", "defects", "fewbody", "dynamics", "rare_events", "dislocation")
+
+#: knobs of every suite (sizes in conventional cells, times in fs, T in K)
+DEFAULT_SETTINGS: dict = {
+    "vacancy_size": 3,
+    "neb_size": 3,
+    "neb_images": 5,
+    "neb_fmax": 0.05,
+    "interstitial": True,
+    "surface_min_thickness": 12.0,
+    "md_size": 3,
+    "md_temperatures_K": (300.0, 1000.0),
+    "md_steps": 400,
+    "md_timestep_fs": 2.0,
+    "nve_steps": 200,
+    "fewbody_points": 40,
+    "rare_threshold": 0.3,
+    "dislocation_radius_a0": 5.0,
+}
+
+#: a preset that runs in seconds (smaller cells, shorter MD)
+QUICK_SETTINGS: dict = dict(
+    DEFAULT_SETTINGS,
+    vacancy_size=2,
+    neb_size=2,
+    neb_images=3,
+    neb_fmax=0.1,
+    interstitial=False,
+    surface_min_thickness=10.0,
+    md_size=2,
+    md_steps=100,
+    nve_steps=50,
+    fewbody_points=20,
+    dislocation_radius_a0=4.0,
+)
+
+
+def compare(reference: float, model: float) -> dict:
+    """Signed error, absolute error and relative error (|m - r| / |r|; NaN if r == 0)."""
+    r, m = float(reference), float(model)
+    err = m - r
+    rel = abs(err) / abs(r) if r != 0 and math.isfinite(r) else float("nan")
+    return {"reference": r, "model": m, "error": err, "abs_error": abs(err), "rel_error": rel}
+
+
+class _Collector:
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def add(self, suite, element, prop, unit, reference, model):
+        self.rows.append(
+            {
+                "suite": suite,
+                "element": element,
+                "property": prop,
+                "unit": unit,
+                **compare(reference, model),
+            }
+        )
+
+
+def run_validation(
+    model_calc: Calculator,
+    reference_calc: Calculator,
+    elements: Sequence[str],
+    suites: Sequence[str] = DEFAULT_SUITES,
+    out_dir: str | Path | None = None,
+    settings: dict | None = None,
+    model_label: str = "model",
+    reference_label: str = "reference",
+    trajectory: Sequence[Atoms] | None = None,
+) -> dict:
+    """Compute each property with the model and the reference and tabulate the errors.
+
+    Parameters
+    ----------
+    model_calc, reference_calc
+        Any ASE calculators.
+    elements
+        Chemical symbols; bulk/defect/MD suites run per element (cubic ground
+        state), few-body curves for every pair and triple.
+    suites
+        Any of :data:`ALL_SUITES`.
+    out_dir
+        If given, a report (report.md, report.json, PNGs) is written there.
+    settings
+        Overrides of :data:`DEFAULT_SETTINGS` (or start from :data:`QUICK_SETTINGS`).
+    trajectory
+        Labelled frames (reference forces attached) for the ``rare_events`` suite;
+        default: the reference's relaxed vacancy-hop NEB path.
+
+    Returns
+    -------
+    dict
+        ``rows`` (one per property: suite, element, property, unit, reference, model,
+        error, abs_error, rel_error), ``curves`` (data for plots), ``meta``.
+    """
+    unknown = [s for s in suites if s not in ALL_SUITES]
+    if unknown:
+        raise AcealInputError(f"unknown suite {unknown[0]!r}; known: {', '.join(ALL_SUITES)}")
+    if not elements:
+        raise AcealInputError("no elements given")
+    s = dict(DEFAULT_SETTINGS)
+    for key, val in (settings or {}).items():
+        if key not in DEFAULT_SETTINGS:
+            raise AcealInputError(f"unknown validation setting {key!r}")
+        s[key] = val
+    calcs = {"reference": reference_calc, "model": model_calc}
+    col = _Collector()
+    curves: dict = {}
+    timings: dict = {}
+    a0: dict = {"reference": {}, "model": {}}
+
+    def lattice(role, el):
+        if el not in a0[role]:
+            a0[role][el] = bulk.equation_of_state(el, calcs[role])
+        return a0[role][el]
+
+    paths: dict = {}
+
+    def hop_path(role, el):  # one CI-NEB per calculator and element, shared by suites
+        if (role, el) not in paths:
+            paths[role, el] = defects.vacancy_migration(
+                el,
+                calcs[role],
+                a0=lattice(role, el)["a0_A"],
+                size=s["neb_size"],
+                n_images=s["neb_images"],
+                fmax=s["neb_fmax"],
+                return_images=True,
+            )
+        return paths[role, el]
+
+    cubic = []
+    for el in elements:
+        try:
+            element_structure(el)
+            cubic.append(el)
+        except AcealInputError:
+            if any(x in suites for x in ("bulk", "defects", "dynamics", "rare_events")):
+                raise
+
+    for suite in suites:
+        t0 = time.perf_counter()
+        if suite == "bulk":
+            for el in cubic:
+                eos = {r: lattice(r, el) for r in calcs}
+                col.add(suite, el, "a0", "Å", eos["reference"]["a0_A"], eos["model"]["a0_A"])
+                col.add(
+                    suite,
+                    el,
+                    "E0",
+                    "eV/atom",
+                    eos["reference"]["e0_eV_per_atom"],
+                    eos["model"]["e0_eV_per_atom"],
+                )
+                col.add(
+                    suite,
+                    el,
+                    "B (E-V fit)",
+                    "GPa",
+                    eos["reference"]["B_GPa"],
+                    eos["model"]["B_GPa"],
+                )
+                cij = {
+                    r: bulk.elastic_constants(el, c, a0=eos[r]["a0_A"]) for r, c in calcs.items()
+                }
+                for k in ("C11", "C12", "C44"):
+                    col.add(
+                        suite, el, k, "GPa", cij["reference"][f"{k}_GPa"], cij["model"][f"{k}_GPa"]
+                    )
+                curves.setdefault("eos", {})[el] = eos
+                curves.setdefault("elastic", {})[el] = cij
+        elif suite == "defects":
+            for el in cubic:
+                res = {}
+                for r, c in calcs.items():
+                    a = lattice(r, el)["a0_A"]
+                    res[r] = {
+                        "vacancy": defects.vacancy_formation(el, c, a0=a, size=s["vacancy_size"]),
+                        "migration": hop_path(r, el),
+                        "surfaces": defects.surface_energies(
+                            el, c, a0=a, min_thickness=s["surface_min_thickness"]
+                        ),
+                    }
+                    if s["interstitial"]:
+                        res[r]["interstitial"] = defects.interstitial_formation(
+                            el, c, a0=a, size=s["vacancy_size"]
+                        )
+                ref, mod = res["reference"], res["model"]
+                col.add(
+                    suite,
+                    el,
+                    "E_vac formation",
+                    "eV",
+                    ref["vacancy"]["Evac_eV"],
+                    mod["vacancy"]["Evac_eV"],
+                )
+                col.add(
+                    suite,
+                    el,
+                    "E_vac migration (NEB)",
+                    "eV",
+                    ref["migration"]["Em_eV"],
+                    mod["migration"]["Em_eV"],
+                )
+                for facet in ("100", "110", "111"):
+                    col.add(
+                        suite,
+                        el,
+                        f"gamma({facet})",
+                        "J/m²",
+                        ref["surfaces"][facet]["gamma_J_per_m2"],
+                        mod["surfaces"][facet]["gamma_J_per_m2"],
+                    )
+                if s["interstitial"]:
+                    col.add(
+                        suite,
+                        el,
+                        "E_int formation",
+                        "eV",
+                        ref["interstitial"]["Eint_eV"],
+                        mod["interstitial"]["Eint_eV"],
+                    )
+                curves.setdefault("defects", {})[el] = res
+        elif suite == "fewbody":
+            ref = fewbody.fewbody_curves(
+                list(elements), reference_calc, n_points=s["fewbody_points"]
+            )
+            r0 = {k: v["angle"]["r0_A"] for k, v in ref["trimers"].items()}
+            mod = fewbody.fewbody_curves(
+                list(elements), model_calc, n_points=s["fewbody_points"], trimer_r0=r0
+            )
+            for key in ref["dimers"]:
+                dr, dm = ref["dimers"][key], mod["dimers"][key]
+                col.add(suite, key, "dimer r_min", "Å", dr["r_min_A"], dm["r_min_A"])
+                col.add(suite, key, "dimer E_min", "eV", dr["e_min_eV"], dm["e_min_eV"])
+                col.add(suite, key, "dimer curve RMSE (E_ref<2 eV)", "eV", 0.0, _curve_rmse(dr, dm))
+            for key in ref["trimers"]:
+                tr, tm = ref["trimers"][key], mod["trimers"][key]
+                col.add(
+                    suite,
+                    key,
+                    "trimer equilateral E_min",
+                    "eV",
+                    tr["equilateral"]["e_min_eV"],
+                    tm["equilateral"]["e_min_eV"],
+                )
+                col.add(
+                    suite,
+                    key,
+                    "trimer angle-scan RMSE",
+                    "eV",
+                    0.0,
+                    _curve_rmse(tr["angle"], tm["angle"]),
+                )
+            curves["fewbody"] = {"reference": ref, "model": mod}
+        elif suite == "dynamics":
+            for el in cubic:
+                res = {
+                    r: dynamics.md_properties(
+                        el,
+                        c,
+                        a0=lattice(r, el)["a0_A"],
+                        size=s["md_size"],
+                        temperatures_K=tuple(s["md_temperatures_K"]),
+                        steps=s["md_steps"],
+                        timestep_fs=s["md_timestep_fs"],
+                        nve_steps=s["nve_steps"],
+                    )
+                    for r, c in calcs.items()
+                }
+                for temp in s["md_temperatures_K"]:
+                    key = f"T{int(round(temp))}"
+                    rr, mm = res["reference"][key], res["model"][key]
+                    col.add(
+                        suite,
+                        el,
+                        f"RDF 1st peak {key[1:]} K",
+                        "Å",
+                        rr["first_peak_A"],
+                        mm["first_peak_A"],
+                    )
+                    col.add(
+                        suite, el, f"D {key[1:]} K", "Å²/ps", rr["D_A2_per_ps"], mm["D_A2_per_ps"]
+                    )
+                col.add(
+                    suite,
+                    el,
+                    "NVE drift",
+                    "eV/atom/ps",
+                    res["reference"]["nve"]["drift_eV_per_atom_per_ps"],
+                    res["model"]["nve"]["drift_eV_per_atom_per_ps"],
+                )
+                curves.setdefault("dynamics", {})[el] = res
+        elif suite == "rare_events":
+            curves["rare_events"] = {}
+            sets = []
+            if trajectory is not None:
+                sets.append(("trajectory", list(trajectory), None))
+            else:
+                for el in cubic:
+                    path = hop_path("reference", el)
+                    frames = rare_events.label_frames(path["images"], reference_calc)
+                    sets.append((el, frames, [path["hopping_atom"]]))
+            for name, frames, idx in sets:
+                m = rare_events.rare_event_metrics(
+                    frames, model_calc, indices=idx, threshold=s["rare_threshold"]
+                )
+                for who in ("rare", "all"):
+                    st = m[who]
+                    col.add(
+                        suite,
+                        name,
+                        f"force angle mean ({who} atoms)",
+                        "deg",
+                        0.0,
+                        st["angle_mean_deg"],
+                    )
+                    col.add(
+                        suite,
+                        name,
+                        f"|F| error MAE ({who} atoms)",
+                        "eV/Å",
+                        0.0,
+                        st["mag_err_mae_eV_per_A"],
+                    )
+                curves["rare_events"][name] = m
+        elif suite == "dislocation":
+            from aceal.validate import dislocation
+
+            for el in cubic:
+                if element_structure(el)[0] != "bcc":
+                    continue
+                res = {
+                    r: dislocation.screw_dislocation(
+                        el, c, a0=lattice(r, el)["a0_A"], radius_a0=s["dislocation_radius_a0"]
+                    )
+                    for r, c in calcs.items()
+                }
+                ref, mod = res["reference"], res["model"]
+                col.add(
+                    suite,
+                    el,
+                    "screw E per length",
+                    "eV/Å",
+                    ref["E_per_length_eV_per_A"],
+                    mod["E_per_length_eV_per_A"],
+                )
+                col.add(
+                    suite,
+                    el,
+                    "core |DD|/b (3 core pairs)",
+                    "-",
+                    ref["core_dd_over_b"],
+                    mod["core_dd_over_b"],
+                )
+                col.add(
+                    suite,
+                    el,
+                    "core DD max diff vs reference",
+                    "b",
+                    0.0,
+                    dislocation.dd_difference(ref, mod),
+                )
+                curves.setdefault("dislocation", {})[el] = res
+        timings[suite] = time.perf_counter() - t0
+
+    results = {
+        "meta": {
+            "model": model_label,
+            "reference": reference_label,
+            "elements": list(elements),
+            "suites": list(suites),
+            "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in s.items()},
+            "timings_s": timings,
+        },
+        "rows": col.rows,
+        "curves": curves,
+    }
+    if out_dir is not None:
+        from aceal.validate.report import write_report
+
+        write_report(results, out_dir)
+    return results
+
+
+def _curve_rmse(ref: dict, mod: dict, e_cap: float = 2.0) -> float:
+    """RMS difference (eV) of two curves on the same grid where the reference is below e_cap."""
+    import numpy as np
+
+    er, em = np.asarray(ref["energy_eV"]), np.asarray(mod["energy_eV"])
+    ok = er < e_cap
+    return float(np.sqrt(np.mean((er[ok] - em[ok]) ** 2))) if ok.any() else float("nan")
