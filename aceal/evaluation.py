@@ -73,8 +73,9 @@ def evaluate_tables(
         first, neighbours, displacements, species,
         t.nelem, t.lmax, t.nradmax, t.nradbase, t.spline, t.nlut, t.rscale, t.rcut, t.rmin,
         t.e0, t.emb_type, t.emb_params, t.emb_ndens, t.rho_cut, t.drho_cut,
-        t.r1_off, t.r1_idx, t.r1_coef, t.comb_off, t.comb_aoff, t.comb_aidx, t.comb_coef,
-        _ylm_coefficients(t.lmax), t.rankmax,
+        t.r1_off, t.r1_idx, t.r1_coef, t.comb_off, t.comb_coef,
+        t.tree_off, t.tree_parent, t.tree_chan, t.tree_nint, t.tree_coef,
+        _ylm_coefficients(t.lmax),
         site, rho, pair_grad, overlap, max(1, nthreads),
     )  # fmt: skip
     bad = np.flatnonzero(overlap >= 0)

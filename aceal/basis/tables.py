@@ -8,7 +8,17 @@ Built once per model (plain numpy). Index conventions used by :mod:`aceal.kernel
 * product terms ("ms-combinations") of central species ``mu0`` are
   ``comb_off[mu0]:comb_off[mu0+1]``; term ``s`` multiplies the channels
   ``comb_aidx[comb_aoff[s]:comb_aoff[s+1]]`` with coefficients ``comb_coef[s, :ndensity]``
-  and belongs to basis function ``comb_func[s]`` (index within the flat function list).
+  and belongs to basis function ``comb_func[s]`` (index within the flat function list);
+* the energy kernel evaluates the product terms on a prefix tree (shared partial
+  products, as PACE's recursive evaluator), one block per central species: with each
+  term's channels sorted ascending, block ``tree_off[mu0]:tree_off[mu0+1]`` lists the
+  tree's nodes (local index ``j``; ``j = 0`` is the empty product), the
+  ``tree_nint[mu0]`` internal nodes first in level order, then the leaves;
+  node ``j`` is ``A[tree_chan[b+j]]`` times its parent ``tree_parent[b+j] < j``
+  (``b = tree_off[mu0]``); term ``s`` (same order as ``comb_*``) is the product at local node
+  ``term_node[s]``; ``tree_coef[b+j, p]`` sums the coefficients of density ``p`` of the
+  terms at node ``j`` (built from ``comb_coef`` at construction: rebuild the tables rather
+  than editing ``comb_coef`` in place).
 """
 
 from __future__ import annotations
@@ -59,6 +69,22 @@ class KernelTables:
     comb_func: np.ndarray  # (ncomb,)
     rankmax: int
     nfunc: int  # number of functions (rank 1 and higher) over all species
+    # product terms on a prefix tree (energy kernel; see module docstring)
+    tree_off: np.ndarray | None = None  # (nelem + 1,)
+    tree_parent: np.ndarray | None = None  # (nnodes,) local
+    tree_chan: np.ndarray | None = None  # (nnodes,)
+    tree_nint: np.ndarray | None = None  # (nelem,) internal nodes (incl. the root)
+    term_node: np.ndarray | None = None  # (ncomb,) local
+    tree_coef: np.ndarray | None = None  # (nnodes, ndensity)
+
+    def __post_init__(self) -> None:
+        if self.tree_off is None:
+            (self.tree_off, self.tree_parent, self.tree_chan, self.tree_nint,
+             self.term_node) = product_tree(self.comb_off, self.comb_aoff, self.comb_aidx)
+        if self.tree_coef is None:
+            self.tree_coef = np.zeros((len(self.tree_chan), self.ndensity))
+            nodes = self.tree_off[np.repeat(np.arange(self.nelem), np.diff(self.comb_off))]
+            np.add.at(self.tree_coef, nodes + self.term_node, self.comb_coef)
 
     @property
     def cutoff(self) -> float:
@@ -67,6 +93,49 @@ class KernelTables:
     @property
     def n_channels(self) -> int:
         return self.nelem * self.nradmax * (self.lmax + 1) ** 2
+
+
+def product_tree(comb_off, comb_aoff, comb_aidx):
+    """Prefix tree of the product terms, per central species (see module docstring):
+    internal nodes in level order, then the leaves. Level order keeps the nodes of one
+    level independent of each other (no serial dependency chains in the forward and
+    reverse passes); leaves only need the real part of their product."""
+    off, parent, chan, nint = [0], [], [], []
+    term_node = np.zeros(len(comb_aoff) - 1, dtype=np.int64)
+    for mu in range(len(comb_off) - 1):
+        keys: dict[int, tuple] = {}
+        levels: dict[int, set] = {}
+        for s in range(int(comb_off[mu]), int(comb_off[mu + 1])):
+            chans = tuple(sorted(int(a) for a in comb_aidx[comb_aoff[s] : comb_aoff[s + 1]]))
+            keys[s] = chans
+            for k in range(1, len(chans) + 1):
+                levels.setdefault(k, set()).add(chans[:k])
+        local = {(): 0}
+        order = [()]
+        parents = {key[:-1] for lev in levels.values() for key in lev}
+        for k in sorted(levels):  # internal nodes in level order
+            for key in sorted(levels[k] & parents, key=lambda t: (local[t[:-1]], t[-1])):
+                local[key] = len(order)
+                order.append(key)
+        nint.append(len(order))
+        leaves = {key for lev in levels.values() for key in lev} - parents
+        for key in sorted(leaves, key=lambda t: (local[t[:-1]], t[-1])):  # then the leaves
+            local[key] = len(order)
+            order.append(key)
+        for key in order:
+            parent.append(local[key[:-1]] if key else 0)
+            chan.append(key[-1] if key else -1)
+        for s, chans in keys.items():
+            term_node[s] = local[chans]
+        off.append(len(parent))
+    i64 = np.int64
+    return (
+        np.array(off, dtype=i64),
+        np.array(parent, dtype=i64),
+        np.array(chan, dtype=i64),
+        np.array(nint, dtype=i64),
+        term_node,
+    )
 
 
 def build_tables(pot: CTildePotential) -> KernelTables:

@@ -5,6 +5,15 @@ and densities ``rho_p`` → embedding → adjoint ``dE/dA`` → per-pair gradien
 ``dE_i/dr_ij``. Forces and the virial follow from the pair gradients
 (:func:`scatter_pair_gradients`). Table layout: :mod:`aceal.basis.tables`.
 Units: Å and eV; pair gradients in eV/Å.
+
+The energy path (:func:`evaluate_atoms`) is laid out for speed: an atom's neighbours are
+grouped by species, spline values and ``Y_lm`` are stored function-major
+(``[function, neighbour]``, real and imaginary parts apart) so that ``A`` accumulation and
+the force contraction are loops over neighbours that LLVM vectorises; the force
+contraction sums the weights over ``n`` first and never forms ``dY_lm`` (it uses
+``(x+iy)^m`` and ``dP_lm/dz``); the product terms are evaluated on a prefix tree with one
+forward and one reverse pass. :func:`neighbour_basis` (all-m ``A`` with per-neighbour
+``Y``/``dY``) serves the design-matrix kernels.
 """
 
 from __future__ import annotations
@@ -151,15 +160,217 @@ def neighbour_basis(
     return nn, rho_core, -1
 
 
+# fast-math flags for the pure-arithmetic kernels (reassociation lets LLVM vectorise the
+# sums over neighbours); no nnan/ninf so non-finite checks stay meaningful
+_FM = {"reassoc", "contract", "nsz", "arcp"}
+
+
+@njit(cache=True)
+def gather_neighbours(i, mu_i, first, nbr_j, nbr_d, species, nelem, rcut, rmin,
+                      rr, hx, hy, hz, pidx, sp_off):
+    """Neighbours of atom ``i`` inside the cutoff, grouped by species (``sp_off[mu]`` to
+    ``sp_off[mu+1]``): distance, unit vector and pair index. Returns their number, or
+    ``-1 - p`` for a pair ``p`` closer than the first spline node."""
+    nn = 0
+    for mu in range(nelem):
+        sp_off[mu] = nn
+        pair = mu_i * nelem + mu
+        rc2 = rcut[pair] * rcut[pair]
+        for p in range(first[i], first[i + 1]):
+            if species[nbr_j[p]] != mu:
+                continue
+            dx = nbr_d[p, 0]
+            dy = nbr_d[p, 1]
+            dz = nbr_d[p, 2]
+            r2 = dx * dx + dy * dy + dz * dz
+            if r2 >= rc2:
+                continue
+            r = math.sqrt(r2)
+            if r < rmin[pair]:
+                return -1 - p
+            inv = 1.0 / r
+            rr[nn] = r
+            hx[nn] = dx * inv
+            hy[nn] = dy * inv
+            hz[nn] = dz * inv
+            pidx[nn] = p
+            nn += 1
+    sp_off[nelem] = nn
+    return nn
+
+
+@njit(cache=True, fastmath=_FM)
+def splines_block(spline, pair, rr, s0, s1, rscale, nlut, V, D):
+    """Hermite lookup of all spline functions of ``pair`` for neighbours ``s0:s1``:
+    values ``V[f, q]`` and radial derivatives ``D[f, q]`` (function-major)."""
+    nfs = spline.shape[2]
+    for q in range(s0, s1):
+        xs = rr[q] * rscale
+        nl = int(xs)
+        if nl >= nlut:
+            for f in range(nfs):
+                V[f, q] = 0.0
+                D[f, q] = 0.0
+            continue
+        w = xs - nl
+        for f in range(nfs):
+            c0 = spline[pair, nl, f, 0]
+            c1 = spline[pair, nl, f, 1]
+            c2 = spline[pair, nl, f, 2]
+            c3 = spline[pair, nl, f, 3]
+            V[f, q] = c0 + w * (c1 + w * (c2 + w * c3))
+            D[f, q] = (c1 + w * (2.0 * c2 + 3.0 * c3 * w)) * rscale
+
+
+@njit(cache=True, fastmath=_FM)
+def ylm_block(nn, lmax, coef, hx, hy, hz, P, dP, Er, Ei, Yr, Yi):
+    """``Y_lm`` (m >= 0, index ``l(l+1)/2+m``) of ``nn`` unit vectors, neighbour-innermost:
+    ``Y = (x+iy)^m P_lm(z)`` with ``Er + i Ei = (x+iy)^m`` and ``dP = dP_lm/dz`` (the
+    Cartesian gradient of the homogeneous extension follows from these)."""
+    for q in range(nn):
+        P[0, q] = Y00
+        dP[0, q] = 0.0
+        Er[0, q] = 1.0
+        Ei[0, q] = 0.0
+        Yr[0, q] = Y00
+        Yi[0, q] = 0.0
+    if lmax > 0:
+        sq3 = math.sqrt(3.0) * Y00
+        c11 = -math.sqrt(1.5) * Y00
+        for q in range(nn):
+            P[1, q] = sq3 * hz[q]
+            dP[1, q] = sq3
+            P[2, q] = c11
+            dP[2, q] = 0.0
+        for l in range(2, lmax + 1):
+            base = l * (l + 1) // 2
+            b1 = (l - 1) * l // 2
+            b2 = (l - 2) * (l - 1) // 2
+            for m in range(0, l - 1):
+                a = coef[0, l, m]
+                b = coef[1, l, m]
+                for q in range(nn):
+                    P[base + m, q] = a * (hz[q] * P[b1 + m, q] + b * P[b2 + m, q])
+                    dP[base + m, q] = a * (P[b1 + m, q] + hz[q] * dP[b1 + m, q]
+                                           + b * dP[b2 + m, q])
+            c3 = coef[3, l, 0]
+            c2 = coef[2, l, 0]
+            for q in range(nn):
+                t = c3 * P[b1 + l - 1, q]
+                P[base + l - 1, q] = t * hz[q]
+                dP[base + l - 1, q] = t
+                P[base + l, q] = c2 * P[b1 + l - 1, q]
+                dP[base + l, q] = 0.0
+        for m in range(1, lmax + 1):
+            for q in range(nn):
+                Er[m, q] = Er[m - 1, q] * hx[q] - Ei[m - 1, q] * hy[q]
+                Ei[m, q] = Er[m - 1, q] * hy[q] + Ei[m - 1, q] * hx[q]
+        for l in range(1, lmax + 1):
+            for m in range(l + 1):
+                k = l * (l + 1) // 2 + m
+                for q in range(nn):
+                    Yr[k, q] = Er[m, q] * P[k, q]
+                    Yi[k, q] = Ei[m, q] * P[k, q]
+
+
+@njit(cache=True, fastmath=_FM)
+def accumulate_A(mu, s0, s1, nradmax, nradbase, lmax, V, Yr, Yi, A, A1):
+    """Add the neighbours ``s0:s1`` (species ``mu``) to ``A`` (m >= 0) and ``A1``."""
+    nl1 = lmax + 1
+    nlm = nl1 * nl1
+    for k in range(nradbase):
+        acc = 0.0
+        for q in range(s0, s1):
+            acc += V[k, q]
+        A1[mu * nradbase + k] += acc * Y00
+    for n in range(nradmax):
+        for l in range(nl1):
+            f = nradbase + n * nl1 + l
+            c = (mu * nradmax + n) * nlm + l * l + l
+            h = l * (l + 1) // 2
+            for m in range(l + 1):
+                sr = 0.0
+                si = 0.0
+                for q in range(s0, s1):
+                    v = V[f, q]
+                    sr += v * Yr[h + m, q]
+                    si += v * Yi[h + m, q]
+                A[c + m] += complex(sr, si)
+
+
+@njit(cache=True, fastmath=_FM)
+def contract_forces(mu, s0, s1, nradmax, nradbase, lmax, V, D, P, dP, Er, Ei,
+                    W, W1, dE_dcore, rad, Tx, Ty, Tz, Ur, Ui, Vr, Vi):
+    """For neighbours ``s0:s1`` of species ``mu``: the radial coefficient ``rad`` (of the
+    unit vector) and the Cartesian vector ``T`` (before projection and division by r)
+    of ``dE/dr_ij`` from the folded weights ``W`` (m >= 0) and ``W1``."""
+    nl1 = lmax + 1
+    nlm = nl1 * nl1
+    nfs = V.shape[0]
+    for q in range(s0, s1):
+        rad[q] = dE_dcore * D[nfs - 1, q]
+        Tx[q] = 0.0
+        Ty[q] = 0.0
+        Tz[q] = 0.0
+    for k in range(nradbase):
+        w1 = W1[mu * nradbase + k] * Y00
+        if w1 != 0.0:
+            for q in range(s0, s1):
+                rad[q] += w1 * D[k, q]
+    for l in range(nl1):
+        for m in range(l + 1):
+            k = l * (l + 1) // 2 + m
+            used = False
+            for n in range(nradmax):
+                w = W[(mu * nradmax + n) * nlm + l * l + l + m]
+                if w == 0.0:
+                    continue
+                f = nradbase + n * nl1 + l
+                wr = w.real
+                wi = w.imag
+                if not used:
+                    used = True
+                    for q in range(s0, s1):
+                        Ur[q] = wr * V[f, q]
+                        Ui[q] = wi * V[f, q]
+                        Vr[q] = wr * D[f, q]
+                        Vi[q] = wi * D[f, q]
+                else:
+                    for q in range(s0, s1):
+                        Ur[q] += wr * V[f, q]
+                        Ui[q] += wi * V[f, q]
+                        Vr[q] += wr * D[f, q]
+                        Vi[q] += wi * D[f, q]
+            if not used:
+                continue
+            if m == 0:
+                for q in range(s0, s1):
+                    rad[q] += P[k, q] * Vr[q]
+                    Tz[q] += dP[k, q] * Ur[q]
+            else:
+                for q in range(s0, s1):
+                    er = Er[m, q]
+                    ei = Ei[m, q]
+                    p = P[k, q]
+                    rad[q] += p * (Vr[q] * er - Vi[q] * ei)
+                    Tz[q] += dP[k, q] * (Ur[q] * er - Ui[q] * ei)
+                    er1 = Er[m - 1, q]
+                    ei1 = Ei[m - 1, q]
+                    cm = m * p
+                    Tx[q] += cm * (Ur[q] * er1 - Ui[q] * ei1)
+                    Ty[q] -= cm * (Ur[q] * ei1 + Ui[q] * er1)
+
+
 @njit(cache=True)
 def _site(
     i, mu_i, first, nbr_j, nbr_d, species,
     nelem, lmax, nradmax, nradbase, spline, nlut, rscale, rcut, rmin,
     e0, emb_type, emb_params, emb_ndens, rho_cut, drho_cut,
-    r1_off, r1_idx, r1_coef, comb_off, comb_aoff, comb_aidx, comb_coef, ylm_coef,
+    r1_off, r1_idx, r1_coef, comb_off, comb_coef, tree_off, tree_parent, tree_chan,
+    tree_nint, tree_coef, ylm_coef,
     # scratch
-    rr, rhat, pidx, mus, vals, ders, G, dG, R, dR, dcore, Y, dY, plm, dplm,
-    A, A1, W, W1, rho, dF, fw,
+    rr, hx, hy, hz, pidx, sp_off, V, D, P, dP, Er, Ei, Yr, Yi,
+    A, A1, W, W1, rho, dF, tv, tadj, rad, Tx, Ty, Tz, Ur, Ui, Vr, Vi,
     # outputs
     pair_grad, rho_out, overlap,
 ):
@@ -169,18 +380,35 @@ def _site(
         pair_grad[p, 0] = 0.0
         pair_grad[p, 1] = 0.0
         pair_grad[p, 2] = 0.0
-    for a in range(W.shape[0]):
-        W[a] = 0.0
-    for a in range(W1.shape[0]):
-        W1[a] = 0.0
-    nn, rho_core, bad = neighbour_basis(
-        i, mu_i, first, nbr_j, nbr_d, species,
-        nelem, lmax, nradmax, nradbase, spline, nlut, rscale, rcut, rmin, ylm_coef,
-        rr, rhat, pidx, mus, vals, ders, G, dG, R, dR, dcore, Y, dY, plm, dplm, A, A1,
-    )
-    if bad >= 0:
-        overlap[i] = bad
+    nn = gather_neighbours(i, mu_i, first, nbr_j, nbr_d, species, nelem, rcut, rmin,
+                           rr, hx, hy, hz, pidx, sp_off)
+    if nn < 0:
+        overlap[i] = -1 - nn
         return 0.0
+    for a in range(A.shape[0]):
+        A[a] = 0.0
+    for a in range(A1.shape[0]):
+        A1[a] = 0.0
+    nfs = spline.shape[2]
+    ylm_block(nn, lmax, ylm_coef, hx, hy, hz, P, dP, Er, Ei, Yr, Yi)
+    rho_core = 0.0
+    for mu in range(nelem):
+        s0 = sp_off[mu]
+        s1 = sp_off[mu + 1]
+        if s1 == s0:
+            continue
+        pair = mu_i * nelem + mu
+        splines_block(spline, pair, rr, s0, s1, rscale[pair], nlut[pair], V, D)
+        accumulate_A(mu, s0, s1, nradmax, nradbase, lmax, V, Yr, Yi, A, A1)
+        for q in range(s0, s1):
+            rho_core += V[nfs - 1, q]
+    # negative m from A_{l,-m} = (-1)^m conj(A_{l,m})
+    for mn in range(nelem * nradmax):
+        for l in range(1, nl1):
+            c = mn * nlm + l * l + l
+            for m in range(1, l + 1):
+                v = A[c + m].conjugate()
+                A[c - m] = v if m % 2 == 0 else -v
 
     # ---- inner (core-density) cutoff
     fcut, dfcut = 1.0, 0.0
@@ -189,55 +417,61 @@ def _site(
     elif rho_core > rho_cut[mu_i] - drho_cut[mu_i]:
         fcut, dfcut = poly_cutoff(rho_core, rho_cut[mu_i], drho_cut[mu_i])
 
-    # ---- densities (and, for a linear embedding, the adjoint in the same pass)
+    # ---- densities: products on the prefix tree
     nd = rho.shape[0]
     for d in range(nd):
         rho[d] = 0.0
-    linear = emb_type[mu_i] == 0
     for f in range(r1_off[mu_i], r1_off[mu_i + 1]):
         a1 = A1[r1_idx[f]]
         for d in range(nd):
             rho[d] += r1_coef[f, d] * a1
-    for s in range(comb_off[mu_i], comb_off[mu_i + 1]):
-        o = comb_aoff[s]
-        rank = comb_aoff[s + 1] - o
-        fw[0] = 1.0
-        for t in range(rank):
-            fw[t + 1] = fw[t] * A[comb_aidx[o + t]]
-        pr = fw[rank].real
-        for d in range(nd):
-            rho[d] += comb_coef[s, d] * pr
-        if linear:
-            theta = comb_coef[s, 0] * fcut
-            if theta != 0.0:
-                b = complex(theta, 0.0)
-                for t in range(rank - 1, -1, -1):
-                    W[comb_aidx[o + t]] += fw[t] * b
-                    b = b * A[comb_aidx[o + t]]
+    tb = tree_off[mu_i]
+    nloc = tree_off[mu_i + 1] - tb
+    nint = tree_nint[mu_i]
+    tv[0] = 1.0
+    for j in range(1, nint):
+        tv[j] = tv[tree_parent[tb + j]] * A[tree_chan[tb + j]]
+    for j in range(nint, nloc):  # leaves: only the real part is used
+        x = tv[tree_parent[tb + j]]
+        a = A[tree_chan[tb + j]]
+        tv[j] = x.real * a.real - x.imag * a.imag
+    for d in range(nd):
+        acc = 0.0
+        for j in range(1, nloc):
+            acc += tree_coef[tb + j, d] * tv[j].real
+        rho[d] += acc
     for d in range(nd):
         rho_out[i, d] = rho[d]
     F = embedding(emb_type[mu_i], rho, emb_params[mu_i], emb_ndens[mu_i], dF)
+    nde = 1 if emb_type[mu_i] == 0 else min(emb_ndens[mu_i], nd)
     for d in range(nd):
         dF[d] *= fcut
-    if not linear:
-        for s in range(comb_off[mu_i], comb_off[mu_i + 1]):
-            theta = 0.0
-            for d in range(nd):
-                theta += dF[d] * comb_coef[s, d]
-            if theta == 0.0:
-                continue
-            o = comb_aoff[s]
-            rank = comb_aoff[s + 1] - o
-            fw[0] = 1.0
-            for t in range(rank):
-                fw[t + 1] = fw[t] * A[comb_aidx[o + t]]
-            b = complex(theta, 0.0)
-            for t in range(rank - 1, -1, -1):
-                W[comb_aidx[o + t]] += fw[t] * b
-                b = b * A[comb_aidx[o + t]]
+
+    # ---- adjoint: reverse pass over the tree
+    for j in range(nloc):
+        theta = 0.0
+        for d in range(nde):
+            theta += dF[d] * tree_coef[tb + j, d]
+        tadj[j] = theta
+    for a in range(W.shape[0]):
+        W[a] = 0.0
+    for j in range(nloc - 1, nint - 1, -1):  # leaves: real adjoint
+        g = tadj[j].real
+        par = tree_parent[tb + j]
+        ch = tree_chan[tb + j]
+        W[ch] += g * tv[par]
+        tadj[par] += g * A[ch]
+    for j in range(nint - 1, 0, -1):  # then the internal nodes, children before parents
+        g = tadj[j]
+        par = tree_parent[tb + j]
+        ch = tree_chan[tb + j]
+        W[ch] += g * tv[par]
+        tadj[par] += g * A[ch]
+    for a in range(W1.shape[0]):
+        W1[a] = 0.0
     for f in range(r1_off[mu_i], r1_off[mu_i + 1]):
         theta = 0.0
-        for d in range(nd):
+        for d in range(nde):
             theta += dF[d] * r1_coef[f, d]
         W1[r1_idx[f]] += theta
     energy = e0[mu_i] + F * fcut + rho_core
@@ -251,41 +485,23 @@ def _site(
                 W[c + m] += v if m % 2 == 0 else -v
 
     # ---- pair gradients dE_i / dr_ij
-    for jj in range(nn):
-        mu_j = mus[jj]
-        inv = 1.0 / rr[jj]
-        hx = rhat[jj, 0]
-        hy = rhat[jj, 1]
-        hz = rhat[jj, 2]
-        radial = dE_dcore * dcore[jj]  # coefficient of r_hat
-        for k in range(nradbase):
-            w1 = W1[mu_j * nradbase + k]
-            if w1 != 0.0:
-                radial += w1 * dG[jj, k] * Y00
-        gx = 0.0
-        gy = 0.0
-        gz = 0.0
-        for n in range(nradmax):
-            base = (mu_j * nradmax + n) * nlm
-            for l in range(nl1):
-                rnl = R[jj, n * nl1 + l]
-                drnl = dR[jj, n * nl1 + l]
-                h = l * (l + 1) // 2
-                c = base + l * l + l
-                r_over = rnl * inv
-                for m in range(l + 1):
-                    w = W[c + m]
-                    if w == 0.0:
-                        continue
-                    y = Y[jj, h + m]
-                    radial += drnl * (w.real * y.real - w.imag * y.imag)
-                    gx += r_over * (w.real * dY[jj, h + m, 0].real - w.imag * dY[jj, h + m, 0].imag)
-                    gy += r_over * (w.real * dY[jj, h + m, 1].real - w.imag * dY[jj, h + m, 1].imag)
-                    gz += r_over * (w.real * dY[jj, h + m, 2].real - w.imag * dY[jj, h + m, 2].imag)
-        p = pidx[jj]
-        pair_grad[p, 0] = radial * hx + gx
-        pair_grad[p, 1] = radial * hy + gy
-        pair_grad[p, 2] = radial * hz + gz
+    for mu in range(nelem):
+        s0 = sp_off[mu]
+        s1 = sp_off[mu + 1]
+        if s1 == s0:
+            continue
+        contract_forces(mu, s0, s1, nradmax, nradbase, lmax, V, D, P, dP, Er, Ei,
+                        W, W1, dE_dcore, rad, Tx, Ty, Tz, Ur, Ui, Vr, Vi)
+    for q in range(nn):
+        x = hx[q]
+        y = hy[q]
+        z = hz[q]
+        inv = 1.0 / rr[q]
+        proj = x * Tx[q] + y * Ty[q] + z * Tz[q]
+        p = pidx[q]
+        pair_grad[p, 0] = rad[q] * x + (Tx[q] - x * proj) * inv
+        pair_grad[p, 1] = rad[q] * y + (Ty[q] - y * proj) * inv
+        pair_grad[p, 2] = rad[q] * z + (Tz[q] - z * proj) * inv
     return energy
 
 
@@ -294,7 +510,8 @@ def evaluate_atoms(
     first, nbr_j, nbr_d, species,
     nelem, lmax, nradmax, nradbase, spline, nlut, rscale, rcut, rmin,
     e0, emb_type, emb_params, emb_ndens, rho_cut, drho_cut,
-    r1_off, r1_idx, r1_coef, comb_off, comb_aoff, comb_aidx, comb_coef, ylm_coef, rankmax,
+    r1_off, r1_idx, r1_coef, comb_off, comb_coef, tree_off, tree_parent, tree_chan,
+    tree_nint, tree_coef, ylm_coef,
     site_energy, rho_out, pair_grad, overlap, nthreads,
 ):
     """Site energies (eV), densities and pair gradients ``dE_i/dr_ij`` (eV/Å) of all atoms.
@@ -307,6 +524,10 @@ def evaluate_atoms(
     maxnb = 0
     for i in range(nat):
         maxnb = max(maxnb, first[i + 1] - first[i])
+    maxnb = max(maxnb, 1)
+    maxnodes = 1
+    for mu in range(nelem):
+        maxnodes = max(maxnodes, tree_off[mu + 1] - tree_off[mu])
     nchunks = min(nat, 4 * nthreads) if nat > 0 else 0
     nlm = (lmax + 1) * (lmax + 1)
     nlmh = (lmax + 1) * (lmax + 2) // 2
@@ -314,35 +535,44 @@ def evaluate_atoms(
     nfs = spline.shape[2]
     for c in prange(nchunks):
         rr = np.empty(maxnb)
-        rhat = np.empty((maxnb, 3))
+        hx = np.empty(maxnb)
+        hy = np.empty(maxnb)
+        hz = np.empty(maxnb)
         pidx = np.empty(maxnb, dtype=np.int64)
-        mus = np.empty(maxnb, dtype=np.int64)
-        vals = np.empty(nfs)
-        ders = np.empty(nfs)
-        G = np.empty((maxnb, max(nradbase, 1)))
-        dG = np.empty((maxnb, max(nradbase, 1)))
-        R = np.empty((maxnb, nradmax * (lmax + 1)))
-        dR = np.empty((maxnb, nradmax * (lmax + 1)))
-        dcore = np.empty(maxnb)
-        Y = np.empty((maxnb, nlmh), dtype=np.complex128)
-        dY = np.empty((maxnb, nlmh, 3), dtype=np.complex128)
-        plm = np.empty(nlmh)
-        dplm = np.empty(nlmh)
+        sp_off = np.empty(nelem + 1, dtype=np.int64)
+        V = np.empty((nfs, maxnb))
+        D = np.empty((nfs, maxnb))
+        P = np.empty((nlmh, maxnb))
+        dP = np.empty((nlmh, maxnb))
+        Er = np.empty((lmax + 1, maxnb))
+        Ei = np.empty((lmax + 1, maxnb))
+        Yr = np.empty((nlmh, maxnb))
+        Yi = np.empty((nlmh, maxnb))
         A = np.empty(nelem * nradmax * nlm, dtype=np.complex128)
         W = np.empty(nelem * nradmax * nlm, dtype=np.complex128)
         A1 = np.empty(nelem * max(nradbase, 1))
         W1 = np.empty(nelem * max(nradbase, 1))
         rho = np.empty(nd)
         dF = np.empty(nd)
-        fw = np.empty(rankmax + 1, dtype=np.complex128)
+        tv = np.empty(maxnodes, dtype=np.complex128)
+        tadj = np.empty(maxnodes, dtype=np.complex128)
+        rad = np.empty(maxnb)
+        Tx = np.empty(maxnb)
+        Ty = np.empty(maxnb)
+        Tz = np.empty(maxnb)
+        Ur = np.empty(maxnb)
+        Ui = np.empty(maxnb)
+        Vr = np.empty(maxnb)
+        Vi = np.empty(maxnb)
         for i in range(c, nat, nchunks):
             site_energy[i] = _site(
                 i, species[i], first, nbr_j, nbr_d, species,
                 nelem, lmax, nradmax, nradbase, spline, nlut, rscale, rcut, rmin,
                 e0, emb_type, emb_params, emb_ndens, rho_cut, drho_cut,
-                r1_off, r1_idx, r1_coef, comb_off, comb_aoff, comb_aidx, comb_coef, ylm_coef,
-                rr, rhat, pidx, mus, vals, ders, G, dG, R, dR, dcore, Y, dY, plm, dplm,
-                A, A1, W, W1, rho, dF, fw,
+                r1_off, r1_idx, r1_coef, comb_off, comb_coef, tree_off, tree_parent,
+                tree_chan, tree_nint, tree_coef, ylm_coef,
+                rr, hx, hy, hz, pidx, sp_off, V, D, P, dP, Er, Ei, Yr, Yi,
+                A, A1, W, W1, rho, dF, tv, tadj, rad, Tx, Ty, Tz, Ur, Ui, Vr, Vi,
                 pair_grad, rho_out, overlap,
             )
 

@@ -1,0 +1,142 @@
+"""Benchmark energy + forces through ACECalculator; prints ONE JSON line.
+
+System: fcc Cu, 8x8x8 cubic cells (2048 atoms), a = 3.615 Å, rattled by 0.05 Å.
+Per model (the four Cu ``.yace`` files in tests/data): µs/atom of one energy+forces call
+(median of ``--repeat`` calls after one warm-up, positions nudged before every call so
+everything is recomputed), on 1 and 2 threads (``ACECalculator(num_threads=...)``), both
+
+* ``skin``: reusing the Verlet neighbour list (skin 0.3 Å; only displacements updated), and
+* ``rebuild``: skin 0, so the neighbour list is rebuilt on every call;
+
+with the best-of process CPU time on 1 thread (robust on a loaded machine), the C++ PACE
+reference times (1 thread) and our ratio to them (median, skin, 1 thread). Also the cold
+compile time (fresh NUMBA_CACHE_DIR in a subprocess: import + first call) and the cached
+start-up time (a second subprocess on the same cache).
+
+Usage: python benchmarks/bench_calculator.py [--repeat N] [--models a,b]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
+MODELS = ["cu_small", "cu_n300", "cu_template", "Cu-PBE-core-rep"]
+# C++ PACE (pyace/LAMMPS evaluator), 1 thread, same system, µs/atom
+CPP_US_PER_ATOM = {"cu_small": 27.0, "cu_n300": 49.0, "cu_template": 90.0, "Cu-PBE-core-rep": 299.0}
+TARGET_RATIO = 1.5
+
+_CHILD = r"""
+import sys, time
+t0 = time.perf_counter()
+from ase.build import bulk
+from aceal.calculator import ACECalculator
+t1 = time.perf_counter()
+atoms = bulk("Cu", "fcc", a=3.615, cubic=True).repeat((2, 2, 2))
+atoms.rattle(0.02, seed=0)
+atoms.calc = ACECalculator(sys.argv[1], num_threads=1)
+atoms.get_potential_energy(), atoms.get_forces()
+t2 = time.perf_counter()
+print(t1 - t0, t2 - t1)
+"""
+
+
+def _child(cache_dir: str, model: Path) -> dict:
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(model)],
+        env=env, check=True, capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    return {
+        "wall_s": round(time.perf_counter() - t0, 2),
+        "import_s": round(float(out[0]), 2),
+        "first_call_s": round(float(out[1]), 2),
+    }
+
+
+def _system():
+    from ase.build import bulk
+
+    atoms = bulk("Cu", "fcc", a=3.615, cubic=True).repeat((8, 8, 8))
+    rng = np.random.default_rng(0)
+    atoms.positions += rng.normal(scale=0.05, size=atoms.positions.shape)
+    return atoms
+
+
+def _time_calls(atoms, calc, repeat: int) -> tuple[float, float]:
+    """(median wall, best process CPU) seconds of energy+forces calls after a warm-up."""
+    atoms.calc = calc
+    atoms.get_potential_energy()
+    atoms.get_forces()
+    walls, cpus = [], []
+    for k in range(repeat):
+        atoms.positions[k % len(atoms), k % 3] += 1e-4 * (-1) ** k  # force a recompute
+        t0, c0 = time.perf_counter(), time.process_time()
+        atoms.get_potential_energy()
+        atoms.get_forces()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return float(np.median(walls)), float(min(cpus))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--models", default=",".join(MODELS))
+    args = ap.parse_args()
+    models = [m for m in args.models.split(",") if m]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cold = _child(tmp, DATA / f"{models[0]}.yace")  # compiles and writes the cache
+        warm = _child(tmp, DATA / f"{models[0]}.yace")  # loads from the cache
+
+    import numba
+
+    from aceal.calculator import ACECalculator
+
+    atoms = _system()
+    n = len(atoms)
+    us = 1e6 / n
+    res: dict = {
+        "system": "fcc Cu 8x8x8 cubic, 2048 atoms, a=3.615, rattled 0.05",
+        "n_atoms": n,
+        "unit": "us/atom, energy+forces via ACECalculator incl. neighbour list",
+        "numba_threads_available": numba.config.NUMBA_NUM_THREADS,
+        "repeat": args.repeat,
+        "models": {},
+        "compile_cold": cold,
+        "startup_cached": warm,
+    }
+    for m in models:
+        path = DATA / f"{m}.yace"
+        row: dict = {"cpp_1thread": CPP_US_PER_ATOM.get(m)}
+        for threads in (1, 2):
+            if threads > numba.config.NUMBA_NUM_THREADS:
+                continue
+            for mode, skin in (("skin", 0.3), ("rebuild", 0.0)):
+                calc = ACECalculator(path, skin=skin, num_threads=threads)
+                wall, cpu = _time_calls(atoms, calc, args.repeat)
+                row[f"{mode}_{threads}t"] = round(wall * us, 1)
+                if threads == 1:
+                    row[f"{mode}_1t_cpu_best"] = round(cpu * us, 1)
+        cpp = row["cpp_1thread"]
+        if cpp:
+            row["ratio_to_cpp_1t"] = round(row["skin_1t"] / cpp, 2)
+            row["ratio_to_cpp_1t_cpu_best"] = round(row["skin_1t_cpu_best"] / cpp, 2)
+            row["meets_1.5x"] = bool(row["skin_1t"] <= TARGET_RATIO * cpp)
+        res["models"][m] = row
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
