@@ -9,7 +9,8 @@ metrics, reported as distributions rather than averages:
 
 The angle is undefined when either force is (nearly) zero; such atoms get ``NaN`` in the
 distribution, are left out of the angle statistics and are counted in ``n_undefined``.
-The cosine is clipped to [-1, 1] so rounding never produces ``NaN`` for parallel forces.
+The angle is computed as ``atan2(|F_pred x F_ref|, F_pred . F_ref)``: the same value, but
+exact for parallel forces (no ``NaN`` or 1e-7 degree rounding residue from ``arccos``).
 
 Several frames are handled by concatenating their per-atom arrays (and offsetting or
 concatenating the rare-event masks) before calling :func:`rare_event_force_metrics`.
@@ -65,9 +66,13 @@ def force_direction_angle(pred: np.ndarray, ref: np.ndarray, min_force: float = 
     np_ = np.linalg.norm(p, axis=1)
     nr = np.linalg.norm(r, axis=1)
     defined = (np_ >= min_force) & (nr >= min_force)
-    cos = np.full(p.shape[0], np.nan)
-    cos[defined] = np.einsum("ij,ij->i", p[defined], r[defined]) / (np_[defined] * nr[defined])
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+    ang = np.full(p.shape[0], np.nan)
+    # atan2(|p x r|, p . r) equals arccos of the cosine but stays accurate for nearly
+    # (anti)parallel forces, where arccos loses ~1e-7 deg to rounding
+    cross = np.linalg.norm(np.cross(p[defined], r[defined]), axis=1)
+    dot = np.einsum("ij,ij->i", p[defined], r[defined])
+    ang[defined] = np.degrees(np.arctan2(cross, dot))
+    return ang
 
 
 @dataclass(frozen=True)

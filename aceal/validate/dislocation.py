@@ -34,6 +34,7 @@ def screw_dislocation(
     fix_width_a0: float = 2.0,
     fmax: float = 0.01,
     steps: int = 2000,
+    return_atoms: bool = False,
 ) -> dict:
     """Relax a 1/2<111> screw dislocation in a bcc cylinder and characterise its core.
 
@@ -47,6 +48,9 @@ def screw_dislocation(
         Cylinder radius and fixed outer-shell width, in units of a0.
     fmax
         Force convergence (eV/Å).
+    return_atoms
+        Also return the perfect and the relaxed dislocated cylinders (same atom order)
+        under ``"atoms"`` (not JSON-serialisable; off by default).
 
     Returns
     -------
@@ -55,7 +59,8 @@ def screw_dislocation(
         ``core_dd_over_b`` (mean |DD|/b on the three column pairs around the core),
         ``pairs`` (column index pairs), ``dd_over_b`` (their DD / b after relaxation),
         ``xy_A`` (column positions), ``core_xy_A``, ``burgers_A``, ``n_atoms``,
-        ``a0_A``, ``C_GPa``, ``converged``.
+        ``a0_A``, ``C_GPa``, ``converged``; with ``return_atoms``, ``atoms``:
+        ``{"perfect": Atoms, "dislocation": Atoms}``.
     """
     try:
         from matscipy.dislocation import BCCScrew111Dislocation
@@ -99,7 +104,7 @@ def screw_dislocation(
     dd = _wrap(uz[j] - uz[i], b) / b
     mid = 0.5 * (xy[i] + xy[j])
     closest = np.argsort(np.linalg.norm(mid - core, axis=1))[:3]
-    return {
+    out = {
         "E_per_length_eV_per_A": (e_disloc - e_perfect) / length,
         "core_dd_over_b": float(np.abs(dd[closest]).mean()),
         "pairs": np.stack([i, j], axis=1).tolist(),
@@ -112,6 +117,9 @@ def screw_dislocation(
         "C_GPa": list(map(float, cij_GPa)),
         "converged": converged,
     }
+    if return_atoms:
+        out["atoms"] = {"perfect": perfect, "dislocation": disloc}
+    return out
 
 
 def dd_difference(reference: dict, model: dict, core_radius_a0: float = 2.0) -> float:

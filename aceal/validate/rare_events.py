@@ -10,6 +10,11 @@ reports per-atom
 on the rare-event atoms and on all atoms, as distributions and summary statistics.
 Rare-event atoms are those displaced more than ``threshold`` x the nearest-neighbour
 distance from their site in the first frame (minimum image), or user-given indices.
+
+The per-atom metrics and their summary statistics are those of
+:mod:`aceal.uncertainty.force_metrics` (one implementation serves the active-learning
+loop and validation); this module adds trajectory handling (labelling, rare-event masks
+over frames) and the flat report layout of the validation suite.
 """
 
 from __future__ import annotations
@@ -23,35 +28,17 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.geometry import find_mic
 
 from aceal.errors import AcealInputError
+from aceal.uncertainty.force_metrics import (
+    ForceErrorDistribution,
+    rare_event_force_metrics,
+)
 
 __all__ = [
-    "force_magnitude_error",
-    "force_angle_deg",
     "rare_event_mask",
     "rare_event_metrics",
     "label_frames",
     "plot_rare_events",
 ]
-
-
-def force_magnitude_error(f_pred: np.ndarray, f_ref: np.ndarray) -> np.ndarray:
-    """Per-atom ``|F_pred| - |F_ref|`` (eV/Å) for arrays of shape (n, 3)."""
-    return np.linalg.norm(f_pred, axis=-1) - np.linalg.norm(f_ref, axis=-1)
-
-
-def force_angle_deg(f_pred: np.ndarray, f_ref: np.ndarray, min_norm: float = 1e-8) -> np.ndarray:
-    """Per-atom angle (degrees, 0..180) between predicted and reference forces.
-
-    NaN where either force is shorter than ``min_norm`` eV/Å (direction undefined).
-    """
-    npred = np.linalg.norm(f_pred, axis=-1)
-    nref = np.linalg.norm(f_ref, axis=-1)
-    ok = (npred > min_norm) & (nref > min_norm)
-    ang = np.full(npred.shape, np.nan)
-    # atan2(|a x b|, a . b): accurate also for nearly parallel forces (arccos is not)
-    cross = np.linalg.norm(np.cross(f_pred[ok], f_ref[ok]), axis=-1)
-    ang[ok] = np.degrees(np.arctan2(cross, (f_pred[ok] * f_ref[ok]).sum(axis=-1)))
-    return ang
 
 
 def nearest_neighbour_distance(atoms: Atoms) -> float:
@@ -111,24 +98,25 @@ def label_frames(frames: Sequence[Atoms], calc: Calculator) -> list[Atoms]:
     return out
 
 
-def _stats(mag: np.ndarray, ang: np.ndarray) -> dict:
-    ang = ang[np.isfinite(ang)]
-    n = int(mag.size)
+def _stats(group: ForceErrorDistribution) -> dict:
+    """Summary of one atom group in this module's flat key layout (eV/Å, degrees).
 
-    def q(x, p):
-        return float(np.percentile(x, p)) if x.size else float("nan")
-
+    The numbers are :func:`aceal.uncertainty.force_metrics.summarize_errors` of the
+    group's magnitude errors and (defined) angles; angles are >= 0, so the percentiles
+    of their absolute values are their percentiles.
+    """
+    mag, ang = group.magnitude_stats, group.angle_stats
     return {
-        "n_atoms": n,
-        "mag_err_mean_eV_per_A": float(mag.mean()) if n else float("nan"),
-        "mag_err_mae_eV_per_A": float(np.abs(mag).mean()) if n else float("nan"),
-        "mag_err_rmse_eV_per_A": float(np.sqrt((mag**2).mean())) if n else float("nan"),
-        "mag_err_max_abs_eV_per_A": float(np.abs(mag).max()) if n else float("nan"),
-        "mag_err_p95_abs_eV_per_A": q(np.abs(mag), 95),
-        "angle_mean_deg": float(ang.mean()) if ang.size else float("nan"),
-        "angle_median_deg": q(ang, 50),
-        "angle_p95_deg": q(ang, 95),
-        "angle_max_deg": float(ang.max()) if ang.size else float("nan"),
+        "n_atoms": int(group.magnitude_error.size),
+        "mag_err_mean_eV_per_A": mag.mean,
+        "mag_err_mae_eV_per_A": mag.mae,
+        "mag_err_rmse_eV_per_A": mag.rmse,
+        "mag_err_max_abs_eV_per_A": mag.max,
+        "mag_err_p95_abs_eV_per_A": mag.p95,
+        "angle_mean_deg": ang.mean,
+        "angle_median_deg": ang.p50,
+        "angle_p95_deg": ang.p95,
+        "angle_max_deg": ang.max,
     }
 
 
@@ -174,25 +162,28 @@ def rare_event_metrics(
         mask[:, list(indices)] = True
     else:
         mask = rare_event_mask(frames, threshold, nn_distance)
-    mags, angs = [], []
-    for at, fr in zip(frames, ref, strict=True):
+    pred = []
+    for at in frames:
         a = at.copy()
         a.calc = calc
-        fp = a.get_forces()
-        mags.append(force_magnitude_error(fp, fr))
-        angs.append(force_angle_deg(fp, fr, min_norm=min_force))
-    mags, angs = np.array(mags), np.array(angs)
-    out = {
+        pred.append(np.asarray(a.get_forces(), float))
+    # all frames as one (n_frames * n_atoms, 3) set: the per-atom metrics are per row
+    m = rare_event_force_metrics(
+        np.concatenate(pred), np.concatenate(ref), mask.ravel(), min_force=min_force
+    )
+    return {
         "n_frames": len(frames),
         "n_rare_atom_frames": int(mask.sum()),
-        "all": _stats(mags.ravel(), angs.ravel()),
-        "rare": _stats(mags[mask], angs[mask]),
+        "all": _stats(m.all),
+        "rare": _stats(m.rare),
         "distributions": {
-            "all": {"mag_err_eV_per_A": mags.ravel().tolist(), "angle_deg": angs.ravel().tolist()},
-            "rare": {"mag_err_eV_per_A": mags[mask].tolist(), "angle_deg": angs[mask].tolist()},
+            group: {
+                "mag_err_eV_per_A": getattr(m, group).magnitude_error.tolist(),
+                "angle_deg": getattr(m, group).angle.tolist(),
+            }
+            for group in ("all", "rare")
         },
     }
-    return out
 
 
 def plot_rare_events(metrics: dict, path: str, title: str = "") -> str:
