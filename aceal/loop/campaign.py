@@ -1,0 +1,546 @@
+"""The campaign: iteration loop, crash-safe state and restart.
+
+Iteration 0 imports the initial data, labels the seed configurations, builds the held-out
+validation set and fits the first model.  Iteration ``i >= 1``:
+
+1. the walkers run one MD segment each with model ``i-1`` (:mod:`~aceal.loop.walker`);
+2. a diverse batch is chosen from their candidates (:mod:`~aceal.loop.selection`);
+3. the batch is written to the state file (phase ``labelling``) and labelled on all ranks
+   (:mod:`~aceal.loop.oracle`); successes are appended to the store in one commit,
+   failures recorded with ``add_failure``;
+4. the new rows are folded into the normal equations, the model re-solved with a
+   committee (:mod:`~aceal.loop.refit`), saved (file and ``store.add_model``) and
+   validated;
+5. the state file (phase ``done``) records the iteration, the walkers, the model bundle
+   and the RNG state.
+
+Restart (the same command after a crash or ``kill -9``): the state file is written
+atomically *after* the store commit it describes, and labelling skips every pending
+structure already in the store (or its failures) for that iteration, identified by a
+hash of its atomic numbers, positions and cell.  So nothing committed is lost and no
+structure is labelled twice; the normal equations fold in exactly the store entries they
+do not hold yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from aceal.errors import AcealInputError
+from aceal.loop.coordinator import Engine
+from aceal.loop.log import CampaignLog, Progress
+from aceal.loop.refit import Refitter
+from aceal.loop.selection import select_candidates
+from aceal.loop.structures import build_structures, seed_configurations
+from aceal.loop.walker import ModelBundle, maxwell_boltzmann, new_walker
+from aceal.store.atomic import write_atomic
+
+__all__ = ["Campaign", "config_hash", "STATE_FILE"]
+
+STATE_FILE = "state.pkl"
+STATE_VERSION = 1
+
+
+def config_hash(atoms: Atoms) -> str:
+    """Identity of a structure: SHA-1 of atomic numbers, positions and cell (bit exact)."""
+    h = hashlib.sha1()
+    h.update(np.ascontiguousarray(atoms.numbers, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(atoms.positions, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(atoms.cell.array, dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
+def _fingerprint(cfg: dict) -> str:
+    """What must not change between runs of one campaign (it defines the fit's rows)."""
+    keep = {k: cfg[k] for k in ("elements", "basis", "e0", "repulsion")}
+    keep["weights"] = cfg["fit"]["weights"]
+    return json.dumps(keep, sort_keys=True, default=str)
+
+
+class Campaign:
+    """Rank 0's campaign driver.
+
+    Parameters
+    ----------
+    cfg
+        Validated config (:func:`aceal.loop.config.load_campaign_config`).
+    outdir
+        Output directory (store, models, log, state, plots).
+    engine
+        The :class:`~aceal.loop.coordinator.Engine` (MPI or serial).
+    basis, tables
+        Campaign basis and its design tables.
+    progress
+        Terminal progress printer.
+    """
+
+    def __init__(self, cfg: dict, outdir: Path, engine: Engine, basis, tables,
+                 progress: Progress | None = None) -> None:
+        self.cfg = cfg
+        self.out = Path(outdir)
+        self.engine = engine
+        self.basis = basis
+        self.tables = tables
+        self.progress = progress or Progress(False)
+        self.log = CampaignLog(self.out / cfg["output"]["log"])
+        self.state_path = self.out / STATE_FILE
+        self.t_run = time.perf_counter()
+        self.store = None
+        self.state: dict[str, Any] = {}
+        self.rng: np.random.Generator | None = None
+        self.structures: list[Atoms] = []
+        self.validation: list[Atoms] = []
+        self.refit: Refitter | None = None
+        self.repulsion = None
+        self.baseline = None
+
+    # ------------------------------------------------------------------ state file
+    def _save_state(self) -> None:
+        self.state["wall_time"] = self.state.get("wall_time_before", 0.0) + (
+            time.perf_counter() - self.t_run)
+        self.state["rng"] = self.rng.bit_generator.state
+        write_atomic(self.state_path, pickle.dumps(self.state, protocol=4), durable=True)
+
+    def _load_state(self) -> bool:
+        if not self.state_path.is_file():
+            return False
+        try:
+            state = pickle.loads(self.state_path.read_bytes())
+        except Exception as err:
+            raise AcealInputError(f"{self.state_path}: unreadable campaign state ({err}); "
+                                  "move it away to start over") from None
+        if state.get("version") != STATE_VERSION:
+            raise AcealInputError(f"{self.state_path}: unknown state version")
+        if state.get("fingerprint") != _fingerprint(self.cfg):
+            raise AcealInputError(
+                f"{self.out}: holds a campaign with different elements, basis, e0, repulsion "
+                "or fit weights; use another output directory")
+        self.state = state
+        self.state["wall_time_before"] = state.get("wall_time", 0.0)
+        self.rng = np.random.default_rng()
+        self.rng.bit_generator.state = state["rng"]
+        return True
+
+    # ------------------------------------------------------------------ helpers
+    def _temperature(self, iteration: int) -> float:
+        temps = self.cfg["md"]["temperature"]
+        return temps[min(max(iteration - 1, 0), len(temps) - 1)]
+
+    def _done(self, iteration: int) -> dict[str, tuple[int, bool]]:
+        """Structures of ``iteration`` already in the store: hash -> (attempts, failed)."""
+        done: dict[str, tuple[int, bool]] = {}
+        idx = self.store.indices(iteration=iteration)
+        for a in (self.store[idx] if len(idx) else []):
+            sel = a.info.get("selection") or {}
+            done[config_hash(a)] = (int(sel.get("attempts", 1)), False)
+        for f in self.store.failures():
+            if f.iteration == iteration:
+                done[config_hash(f.atoms)] = (self.cfg["reference"]["retries"] + 1, True)
+        return done
+
+    def _label_pending(self, iteration: int, timings: dict) -> dict:
+        """Label the pending structures not yet in the store; one commit for the successes."""
+        pending = self.state["pending"]
+        done = self._done(iteration)
+        todo = [p for p in pending if p["hash"] not in done]
+        # committed before a crash that hit before the state file caught up: count them
+        for p in pending:
+            if p["hash"] in done:
+                attempts, failed = done[p["hash"]]
+                self.state["reference_calls"] += attempts
+                self.state["failures"] += int(failed)
+        t0 = time.perf_counter()
+        results = self.engine.label([p["atoms"] for p in todo]) if todo else []
+        timings["labelling"] = time.perf_counter() - t0
+        timings["reference"] = float(sum(r.wall_time for r in results))
+        calls = int(sum(r.attempts for r in results))
+        ok, failed = [], []
+        for p, r in zip(todo, results, strict=True):
+            if r.ok:
+                a = r.atoms
+                a.info.update({"source": p["source"], "reason": p["reason"],
+                               "rank": p.get("rank", 0), "wall_time": r.wall_time,
+                               "selection": {**p.get("selection", {}),
+                                             "attempts": r.attempts}})
+                if "config_type" in p["atoms"].info:
+                    a.info["config_type"] = p["atoms"].info["config_type"]
+                ok.append(a)
+            else:
+                failed.append((p, r))
+        t0 = time.perf_counter()
+        if ok:
+            self.store.append(ok, iteration=iteration, calculator=self.engine.ctx.oracle.name)
+        for p, r in failed:
+            self.store.add_failure(p["atoms"], r.reason, iteration=iteration,
+                                   source=p["source"], rank=p.get("rank", 0),
+                                   calculator=self.engine.ctx.oracle.name)
+        timings["store"] = time.perf_counter() - t0
+        self.state["reference_calls"] += calls
+        self.state["failures"] += len(failed)
+        reasons: dict[str, int] = {}
+        for _, r in failed:
+            key = r.reason.split(":")[0]
+            reasons[key] = reasons.get(key, 0) + 1
+        self.state["pending"] = []
+        return {"labelled": len(ok), "failed": len(failed), "reference_calls": calls,
+                "failure_reasons": reasons, "skipped_already_labelled": len(pending) - len(todo)}
+
+    # ------------------------------------------------------------------ setup
+    def _import_initial(self) -> int:
+        from aceal.store import read_configurations
+
+        init = self.cfg["initial_data"]
+        if len(self.store.indices(source="import")):
+            return 0
+        images = []
+        for path in ([init["store"]] if init["store"] else []) + (init["xyz"] or []):
+            images += read_configurations(path)
+        images = [a for a in images if a.calc is not None or "energy" in a.info]
+        if images:
+            self.store.append(images, source="import", reason="import", iteration=0,
+                              require=("energy",))
+        return len(images)
+
+    def _e0(self) -> dict[str, float]:
+        from aceal.fit import fit_e0
+        from aceal.fit.e0 import check_e0
+
+        if self.cfg["e0"]["method"] == "given":
+            return check_e0(self.cfg["e0"]["values"], self.cfg["elements"])
+        idx = self.store.indices()
+        numbers, energies = [], []
+        for a in self.store[idx]:
+            e = a.calc.results.get("energy") if a.calc is not None else None
+            if e is None:
+                continue
+            if self.baseline is not None:
+                e = e - self.baseline(a)[0]
+            numbers.append(a.numbers)
+            energies.append(e)
+        if not energies:
+            raise AcealInputError("initial_data: no labelled configuration with an energy "
+                                  "to fit E0 from")
+        return fit_e0(numbers, energies, self.cfg["elements"])
+
+    def _validation_set(self) -> list[Atoms]:
+        """Held-out frames from MD with the reference (or the configured file)."""
+        from ase.calculators.singlepoint import SinglePointCalculator
+        from ase.md.langevin import Langevin
+        from ase.parallel import DummyMPI
+        from ase.units import fs
+
+        from aceal.store import read_configurations, write_xyz
+
+        vcfg = self.cfg["validation"]
+        if vcfg["file"]:
+            return read_configurations(vcfg["file"])
+        path = self.out / "validation.xyz"
+        if path.is_file():
+            return read_configurations(path)
+        if vcfg["frames"] == 0:
+            return []
+        rng = np.random.default_rng([self.cfg["seed"], 7])
+        calc = self.engine.ctx.oracle.factory()
+        frames, calls = [], 0
+        n_struct = len(self.structures)
+        per = [vcfg["frames"] // n_struct + (k < vcfg["frames"] % n_struct)
+               for k in range(n_struct)]
+        for s, n in zip(self.structures, per, strict=True):
+            if n == 0:
+                continue
+            a = Atoms(s.numbers, positions=s.positions, cell=s.cell, pbc=s.pbc)
+            a.calc = calc
+            maxwell_boltzmann(a, 2 * vcfg["temperature"], rng)
+            dyn = Langevin(a, vcfg["timestep"] * fs, temperature_K=vcfg["temperature"],
+                           friction=0.02 / fs, fixcm=False, rng=rng, comm=DummyMPI())
+            for _ in range(n):
+                dyn.run(vcfg["steps_between"])
+                calls += vcfg["steps_between"]
+                f = Atoms(a.numbers, positions=a.positions, cell=a.cell, pbc=a.pbc)
+                res = {"energy": a.get_potential_energy(), "forces": a.get_forces()}
+                if a.pbc.all():
+                    res["stress"] = a.get_stress()
+                f.calc = SinglePointCalculator(f, **res)
+                f.info["config_type"] = s.info.get("config_type", "validation")
+                frames.append(f)
+        write_xyz(path, frames, overwrite=True)
+        self.state["validation_reference_calls"] = calls
+        return frames
+
+    def _validate(self, model) -> dict:
+        from aceal.fit import error_metrics, get_labels, predict
+
+        if not self.validation:
+            return {}
+        labels = [get_labels(a) for a in self.validation]
+        preds = predict(model, self.validation)
+        m = error_metrics(labels, preds, [len(a) for a in self.validation])
+        return {k: m[k] for k in ("energy_mae", "energy_rmse", "forces_mae", "forces_rmse",
+                                  "stress_mae")}
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, iteration: int, timings: dict) -> tuple[dict, dict]:
+        from aceal.model import ACEModel
+        from aceal.uncertainty.grade import ExtrapolationGrader
+
+        t0 = time.perf_counter()
+        n = len(self.store)
+        start = self.refit.n_folded
+        if start < n:
+            for chunk in self.store.iter_chunks(256, indices=np.arange(start, n)):
+                self.refit.fold(chunk)
+            self.refit.save()
+        post, committee = self.refit.solve(self.rng)
+        bundle = self.refit.bundle(iteration, post, committee, self.repulsion)
+        timings["fit"] = time.perf_counter() - t0
+        model = ACEModel(self.basis, post.mean, e0=self.state["e0"], repulsion=self.repulsion,
+                         committee=committee,
+                         metadata={"campaign_iteration": iteration, "n_train": n,
+                                   "lambda": post.lam, "effective_parameters": post.gamma})
+        t0 = time.perf_counter()
+        val = self._validate(model)
+        timings["validation"] = time.perf_counter() - t0
+        fit_errors = self.refit.training_errors(post.mean)
+        mdir = self.out / "models"
+        mdir.mkdir(exist_ok=True)
+        path = mdir / f"model-{iteration:04d}.yaml"
+        model.save(path)
+        ExtrapolationGrader(self.basis, bundle.inverses).save(path.with_suffix(".asi.npz"))
+        model.save(self.out / "model.yaml")
+        ExtrapolationGrader(self.basis, bundle.inverses).save(self.out / "model.asi.npz")
+        if not any(m.iteration == iteration for m in self.store.models()):
+            self.store.add_model(path.read_text(), iteration=iteration,
+                                 metrics={"train": fit_errors, "validation": val,
+                                          "n_train": n})
+        self.state["bundle"] = bundle
+        self.state["history"].append({"iteration": iteration,
+                                      "reference_calls": self.state["reference_calls"],
+                                      **{f"validation_{k}": v for k, v in val.items()}})
+        return fit_errors, val
+
+    # ------------------------------------------------------------------ phases
+    def _start(self) -> bool:
+        from aceal.fit.fitter import make_repulsion
+
+        self.rng = np.random.default_rng(self.cfg["seed"])
+        self.structures = build_structures(self.cfg["structures"],
+                                           np.random.default_rng([self.cfg["seed"], 1]))
+        self.repulsion, self.baseline = make_repulsion(self.cfg["repulsion"], self.basis)
+        resumed = self._load_state()
+        if not resumed:
+            self.state = {"version": STATE_VERSION, "fingerprint": _fingerprint(self.cfg),
+                          "iteration": 0, "phase": "new", "pending": [], "walkers": [],
+                          "reference_calls": 0, "failures": 0, "history": [], "e0": None,
+                          "bundle": None, "validation_reference_calls": 0,
+                          "wall_time_before": 0.0, "stop_reason": None}
+        self.refit = None
+        return resumed
+
+    def _iteration0(self) -> None:
+        timings: dict[str, float] = {}
+        t_all = time.perf_counter()
+        if self.state["phase"] == "new":
+            n_import = self._import_initial()
+            init = self.cfg["initial_data"]
+            seeds = seed_configurations(self.structures, init["seeds_per_structure"],
+                                        init["seed_rattle"], init["seed_strain"],
+                                        np.random.default_rng([self.cfg["seed"], 2]))
+            self.state["pending"] = [
+                {"atoms": a, "hash": config_hash(a), "source": "seed", "reason": "seed",
+                 "rank": 0, "selection": {}} for a in seeds]
+            self.state["phase"] = "labelling"
+            self.state["imported"] = n_import
+            self._save_state()
+            self.progress.say(f"imported {n_import} configurations; labelling "
+                              f"{len(seeds)} seed configurations")
+        lab = self._label_pending(0, timings)
+        if len(self.store) == 0:
+            raise AcealInputError("initial data: no configuration could be labelled "
+                                  f"({lab['failed']} reference failures, see the store's "
+                                  "failures)")
+        self._save_state()
+        t0 = time.perf_counter()
+        self.validation = self._validation_set()
+        timings["validation_set"] = time.perf_counter() - t0
+        self.state["e0"] = self._e0()
+        self._make_refitter()
+        fit_errors, val = self._fit(0, timings)
+        temp = self._temperature(1)
+        self.state["walkers"] = [
+            new_walker(w, self.structures[w % len(self.structures)], temp, self.rng,
+                       structure=w % len(self.structures))
+            for w in range(self.cfg["md"]["walkers"])]
+        timings["total"] = time.perf_counter() - t_all
+        rec = self.log.write("iteration", iteration=0, model_version=0, candidates=0,
+                             selected=0, n_train=len(self.store), **lab,
+                             reference_calls_total=self.state["reference_calls"],
+                             validation_reference_calls=self.state["validation_reference_calls"],
+                             fit=fit_errors, validation=val, timings=timings, trace=[])
+        self.state["phase"] = "done"
+        self._save_state()
+        self.progress.iteration(rec, self.cfg["stopping"]["max_iterations"])
+
+    def _make_refitter(self) -> None:
+        self.refit = Refitter(self.basis, self.tables, self.cfg["fit"], self.state["e0"],
+                              self.out, baseline=self.baseline,
+                              num_threads=self.engine.ctx.threads)
+        self.refit.load()
+
+    def _stop_reason(self) -> str | None:
+        st, s = self.cfg["stopping"], self.state
+        if s["iteration"] >= st["max_iterations"]:
+            return f"max_iterations ({st['max_iterations']}) reached"
+        if st["max_reference_calls"] and s["reference_calls"] >= st["max_reference_calls"]:
+            return f"reference-call budget ({st['max_reference_calls']}) used"
+        wall = s.get("wall_time_before", 0.0) + time.perf_counter() - self.t_run
+        if st["max_wall_time"] and wall >= st["max_wall_time"]:
+            return f"wall time {wall:.0f} s >= {st['max_wall_time']:g} s"
+        hist = [h.get("validation_forces_mae") for h in s["history"]]
+        hist = [h for h in hist if h is not None]
+        if st["force_mae"] and hist and hist[-1] <= st["force_mae"]:
+            return f"validation force MAE {hist[-1]:.4f} <= {st['force_mae']:g} eV/Å"
+        p = st["patience"]
+        if p and len(hist) > p and min(hist[-p:]) > min(hist[:-p]) * (1 - st["rtol"]):
+            return (f"validation force MAE converged (no improvement > {st['rtol']:.0%} in "
+                    f"{p} iterations)")
+        return None
+
+    def _iteration(self, it: int) -> None:
+        timings: dict[str, float] = {}
+        t_all = time.perf_counter()
+        extra: dict[str, Any] = {}
+        if self.state["phase"] == "done":
+            bundle: ModelBundle = self.state["bundle"]
+            temp = self._temperature(it)
+            walkers = self.state["walkers"]
+            seeds = self.rng.integers(0, 2**63 - 1, size=len(walkers))
+            t0 = time.perf_counter()
+            results = self.engine.walk(bundle, [(w, temp, int(sd))
+                                                for w, sd in zip(walkers, seeds, strict=True)])
+            timings["md"] = time.perf_counter() - t0
+            ranks = self.engine.walker_ranks
+            cands, trace = [], []
+            for k, r in enumerate(results):
+                for c in r.candidates:
+                    cands.append((c, ranks[k % len(ranks)]))
+                step = max(1, len(r.trace) // 20)
+                trace += [[r.state.walker_id, *row] for row in r.trace[::step]]
+            self.state["walkers"] = [r.state for r in results]
+            t0 = time.perf_counter()
+            budget = self.cfg["selection"]["batch_size"]
+            if self.cfg["stopping"]["max_reference_calls"]:
+                budget = min(budget, self.cfg["stopping"]["max_reference_calls"]
+                             - self.state["reference_calls"])
+            chosen, why = select_candidates([c for c, _ in cands], budget,
+                                            self.cfg["selection"]["method"],
+                                            self.refit.config_means,
+                                            self.cfg["selection"]["rare_event_priority"],
+                                            self.cfg["selection"]["priority_share"])
+            timings["selection"] = time.perf_counter() - t0
+            pending = []
+            for i, w in zip(chosen, why, strict=True):
+                c, rank = cands[i]
+                pending.append({
+                    "atoms": c.atoms, "hash": config_hash(c.atoms), "source": "walker",
+                    "reason": c.reason, "rank": int(rank),
+                    "selection": {"uncertainty": c.signals["force_std_max"],
+                                  "energy_std": c.signals["energy_std"],
+                                  "force_std_max": c.signals["force_std_max"],
+                                  "gamma_max": c.signals["gamma_max"],
+                                  "indicator": 1.0 if c.reason == "rare_event" else 0.0,
+                                  "walker": c.walker, "md_time_fs": c.md_time,
+                                  "detail": c.detail, "picked": w, "temperature_K": temp}})
+            by_reason: dict[str, int] = {}
+            for c, _ in cands:
+                by_reason[c.reason] = by_reason.get(c.reason, 0) + 1
+            sel_reason: dict[str, int] = {}
+            for p in pending:
+                sel_reason[p["reason"]] = sel_reason.get(p["reason"], 0) + 1
+            extra = {"candidates": len(cands), "candidates_by_reason": by_reason,
+                     "selected": len(pending), "selected_by_reason": sel_reason,
+                     "temperature_K": temp, "trace": trace,
+                     "blowups": [r.blowup for r in results if r.blowup],
+                     "md_steps": int(sum(r.steps for r in results)),
+                     "rare_events": int(sum(r.events for r in results))}
+            self.state.update(iteration=it, phase="labelling", pending=pending, md_log=extra)
+            self._save_state()
+        else:  # resumed in the middle of labelling: the MD results are in the state
+            extra = dict(self.state.get("md_log", {}))
+            extra["resumed"] = True
+        lab = self._label_pending(it, timings)
+        self._save_state()
+        fit_errors, val = {}, {}
+        if len(self.store.indices(iteration=it)) or self.refit.n_folded < len(self.store):
+            fit_errors, val = self._fit(it, timings)   # (re-)fit: new data this iteration
+        else:
+            self.state["bundle"].version = it
+        timings["total"] = time.perf_counter() - t_all
+        rec = self.log.write("iteration", iteration=it, model_version=it,
+                             n_train=len(self.store), **extra, **lab,
+                             reference_calls_total=self.state["reference_calls"],
+                             fit=fit_errors, validation=val, timings=timings)
+        self.state["phase"] = "done"
+        self.state.pop("md_log", None)
+        self._save_state()
+        self.progress.iteration(rec, self.cfg["stopping"]["max_iterations"])
+
+    # ------------------------------------------------------------------ driver
+    def run(self) -> dict:
+        """Run (or resume) the campaign to a stopping rule; returns the final summary."""
+        from aceal.store import open_store
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        resumed = self._start()
+        store_path = self.out / self.cfg["output"]["store"]
+        with open_store(store_path, "a") as store:
+            self.store = store
+            self.log.write("start", resumed=resumed, iteration=self.state["iteration"],
+                           phase=self.state["phase"], ranks=self.engine.comm.size,
+                           threads=self.engine.ctx.threads, store=str(store_path),
+                           n_train=len(store))
+            self.progress.say(
+                ("resuming" if resumed else "starting") + f" campaign in {self.out} "
+                f"(iteration {self.state['iteration']}, phase {self.state['phase']}, "
+                f"{len(store)} configurations, {self.engine.comm.size} rank(s), "
+                f"{self.engine.ctx.threads} thread(s) per rank)")
+            if self.state["iteration"] == 0 and self.state["phase"] in ("new", "labelling"):
+                self._iteration0()
+            else:
+                self.validation = self._validation_set()
+                self._make_refitter()
+            while True:
+                if self.state["phase"] != "labelling":
+                    reason = self._stop_reason()
+                    if reason:
+                        break
+                    it = self.state["iteration"] + 1
+                else:
+                    it = self.state["iteration"]
+                self._iteration(it)
+            self.state["phase"] = "finished"
+            self.state["stop_reason"] = reason
+            self._save_state()
+            summary = {"stop_reason": reason, "iterations": self.state["iteration"],
+                       "n_train": len(store), "reference_calls": self.state["reference_calls"],
+                       "failures": self.state["failures"],
+                       "wall_time": self.state["wall_time"],
+                       "final_validation": self.state["history"][-1] if self.state["history"]
+                       else None}
+            self.log.write("finish", **summary)
+        self.progress.say(f"finished: {reason}; {summary['n_train']} training configurations, "
+                          f"{summary['reference_calls']} reference calls, "
+                          f"{summary['failures']} failures")
+        if self.cfg["output"]["plots"]:
+            from aceal.loop.summary import write_summary
+
+            paths = write_summary(self.out, self.cfg["output"]["log"])
+            self.progress.say(f"summary: {', '.join(str(p) for p in paths)}")
+        return summary

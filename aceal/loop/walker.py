@@ -1,0 +1,345 @@
+"""MD walkers on the current model: sampling, uncertainty signals, rare events, safety.
+
+A walker runs one *segment* of Langevin MD (NVT, or NPT with ASE's Langevin-BAOAB
+barostat) with the current ACE model.  Every ``sample_interval`` steps it computes
+
+* ``force_std``: the committee force deviation of every atom,
+  ``sqrt(sum_a var_k F_ia^(k))`` (eV/Å; DP-GEN's "max force deviation" is its maximum),
+* ``energy_std``: the committee standard deviation of the energy per atom (eV/atom),
+* ``gamma``: the extrapolation grade of every atom (dimensionless, pacemaker's D-optimality
+  grade, from :mod:`aceal.uncertainty.active_set` on the per-atom basis values),
+* rare events (:class:`aceal.uncertainty.RareEventMonitor`: hops, coordination changes),
+
+and classifies the frame with :func:`aceal.uncertainty.threshold_select` against the
+``[collect, stop]`` thresholds.  Collected frames and frames with rare events become
+candidates.  Safety: a frame with a signal at or above its ``stop`` value, non-finite
+positions/forces, atoms closer than ``min_distance`` (Å) or an exception in the model ends
+the segment; the last sane frames become candidates and the walker restarts from its last
+good frame with fresh Maxwell-Boltzmann velocities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase import Atoms, units
+from ase.parallel import DummyMPI
+
+from aceal.loop.structures import min_distance
+
+__all__ = ["WalkerState", "Candidate", "SegmentResult", "ModelBundle", "run_segment",
+           "new_walker", "signal_thresholds"]
+
+
+@dataclass
+class ModelBundle:
+    """What a walker needs from the current model (sent from rank 0 to the walkers).
+
+    Attributes
+    ----------
+    version
+        Model version (= campaign iteration that fitted it).
+    coefficients
+        ``(M,)`` mean coefficients.
+    committee
+        ``(K, M)`` committee coefficient vectors (posterior samples).
+    e0
+        Reference energy per element, eV.
+    repulsion
+        Core repulsion parameters or ``None``.
+    inverses
+        ``{Z: ActiveSetInverse}`` of the active set (for gamma).
+    """
+
+    version: int
+    coefficients: np.ndarray
+    committee: np.ndarray
+    e0: dict[str, float]
+    repulsion: dict | None
+    inverses: dict
+
+
+@dataclass
+class WalkerState:
+    """A walker between segments (picklable; saved in the campaign state).
+
+    ``atoms`` carries momenta; ``good`` is the last frame that passed every check;
+    ``sites`` (Å, ``(N, 3)``) are the reference sites of the hop detector: the initial
+    structure's positions, then the mean sampled positions of the last segment (thermal
+    noise averages out, and an atom that hopped gets its new site).
+    """
+
+    walker_id: int
+    atoms: Atoms
+    good: Atoms
+    md_time: float = 0.0     # fs simulated so far
+    restarts: int = 0
+    structure: int = 0       # index of the initial structure it started from
+    sites: np.ndarray | None = None
+
+
+@dataclass
+class Candidate:
+    """A frame proposed for labelling.
+
+    Attributes
+    ----------
+    atoms
+        The structure (no calculator).
+    reason
+        ``"uncertainty"``, ``"rare_event"`` or ``"blowup"``.
+    signals
+        ``force_std_max`` (eV/Å), ``energy_std`` (eV/atom), ``gamma_max``, NaN if unused.
+    descriptors
+        ``(n_atoms, M)`` per-atom basis values (for the diverse batch selection).
+    detail
+        Free text (the threshold verdict, the events, the blow-up cause).
+    """
+
+    atoms: Atoms
+    reason: str
+    signals: dict[str, float]
+    descriptors: np.ndarray
+    walker: int
+    step: int
+    md_time: float
+    detail: str = ""
+
+
+@dataclass
+class SegmentResult:
+    """Candidates, the uncertainty trace and the walker's new state."""
+
+    state: WalkerState
+    candidates: list[Candidate] = field(default_factory=list)
+    trace: list[tuple[float, float, float, float]] = field(default_factory=list)
+    blowup: str | None = None
+    steps: int = 0
+    events: int = 0
+
+
+_NAN = float("nan")
+
+
+def maxwell_boltzmann(atoms: Atoms, temperature: float, rng: np.random.Generator) -> None:
+    """Maxwell-Boltzmann momenta at ``temperature`` (K), never communicating over MPI."""
+    try:
+        from ase.md.velocitydistribution import thermalize_momenta
+    except ImportError:  # ASE < 3.29
+        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
+    thermalize_momenta(atoms, temperature_K=temperature, rng=rng, comm=DummyMPI())
+
+
+def new_walker(walker_id: int, atoms: Atoms, temperature: float, rng: np.random.Generator,
+               structure: int = 0) -> WalkerState:
+    """A walker at ``atoms`` with Maxwell-Boltzmann velocities at ``temperature`` (K)."""
+    a = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    maxwell_boltzmann(a, temperature, rng)
+    return WalkerState(walker_id, a, a.copy(), structure=structure,
+                       sites=atoms.positions.copy())
+
+
+def signal_thresholds(unc_cfg: dict) -> dict[str, tuple[float, float]]:
+    """``{signal: (collect, stop)}`` of the configured signals."""
+    names = {"force_std": "force_std", "energy_std": "energy_std", "gamma": "gamma"}
+    return {names[k]: (float(unc_cfg[k][0]), float(unc_cfg[k][1]))
+            for k in names if unc_cfg.get(k) is not None}
+
+
+class _Signals:
+    """Per-frame uncertainty signals from the design rows and per-atom basis values."""
+
+    def __init__(self, tables, bundle: ModelBundle, elements: list[str], need_forces: bool,
+                 num_threads: int | None) -> None:
+        from ase.data import atomic_numbers
+
+        self.tables = tables
+        self.bundle = bundle
+        self.need_forces = need_forces
+        self.threads = num_threads
+        basis = tables.basis
+        self.columns = {atomic_numbers[el]: np.flatnonzero(basis.species == mu)
+                        for mu, el in enumerate(elements)}
+
+    def __call__(self, atoms: Atoms) -> tuple[dict[str, np.ndarray | float], np.ndarray]:
+        from aceal.descriptors import design_rows, per_atom_basis
+        from aceal.uncertainty.active_set import extrapolation_grade
+
+        com = self.bundle.committee
+        b = per_atom_basis(self.tables, atoms, num_threads=self.threads)
+        out: dict[str, np.ndarray | float] = {}
+        n = len(atoms)
+        site = b @ com.T                        # (N, K) committee site energies minus E0
+        out["energy_std"] = float(site.sum(axis=0).std(ddof=1)) / n
+        if self.need_forces:
+            rows = design_rows(self.tables, [atoms], num_threads=self.threads)[0]
+            fk = (rows.forces @ com.T).reshape(n, 3, -1)   # (N, 3, K)
+            out["force_std"] = np.sqrt(fk.var(axis=2, ddof=1).sum(axis=1))
+        gamma = np.full(n, np.inf)
+        for z, inv in self.bundle.inverses.items():
+            mask = atoms.numbers == z
+            if mask.any():
+                gamma[mask] = extrapolation_grade(b[np.ix_(mask, self.columns[z])], inv)
+        out["gamma"] = gamma
+        return out, b
+
+
+def _dynamics(atoms: Atoms, md: dict, temperature: float, rng: np.random.Generator):
+    dt = md["timestep"] * units.fs
+    if md["ensemble"] == "npt":
+        from ase.md.langevinbaoab import LangevinBAOAB
+
+        return LangevinBAOAB(atoms, dt, temperature_K=temperature,
+                             externalstress=-md["pressure"] * units.GPa, hydrostatic=True,
+                             T_tau=1.0 / md["friction"] * units.fs,
+                             P_tau=md["taup"] * units.fs, rng=rng, comm=DummyMPI())
+    return _langevin(atoms, dt, temperature, md["friction"] / units.fs, rng)
+
+
+def _langevin(atoms, dt, temperature, friction, rng):
+    from ase.md.langevin import Langevin
+
+    return Langevin(atoms, dt, temperature_K=temperature, friction=friction, fixcm=False,
+                    rng=rng, comm=DummyMPI())
+
+
+def _mic(vectors: np.ndarray, atoms: Atoms) -> np.ndarray:
+    """Minimum-image form of displacement vectors (Å) in the cell of ``atoms``."""
+    if not atoms.pbc.any():
+        return vectors
+    from ase.geometry import find_mic
+
+    return find_mic(vectors, atoms.cell, atoms.pbc)[0]
+
+
+def _sane(atoms: Atoms, min_dist: float) -> str | None:
+    if not np.all(np.isfinite(atoms.positions)):
+        return "nan_positions"
+    if min_distance(atoms) < min_dist:
+        return "too_close"
+    return None
+
+
+def run_segment(state: WalkerState, model, tables, bundle: ModelBundle, md: dict, unc: dict,
+                temperature: float, rng: np.random.Generator,
+                num_threads: int | None = None) -> SegmentResult:
+    """Run one MD segment of a walker with the current model.
+
+    Parameters
+    ----------
+    state
+        The walker (not modified; the new state is in the result).
+    model
+        The current :class:`aceal.model.ACEModel` (mean coefficients drive the MD).
+    tables
+        :class:`aceal.descriptors.DesignTables` of the campaign basis.
+    bundle
+        Committee and active set of the current model.
+    md, unc
+        The validated ``md`` and ``uncertainty`` config sections.
+    temperature
+        Thermostat temperature, K.
+    rng
+        Generator for the Langevin noise and new velocities.
+    num_threads
+        numba threads of this rank.
+    """
+    from aceal.calculator import ACECalculator
+    from aceal.uncertainty import RareEventMonitor, threshold_select
+
+    thresholds = signal_thresholds(unc)
+    collect_thr = {k: (lo, np.inf) for k, (lo, hi) in thresholds.items()}
+    signals_fn = _Signals(tables, bundle, list(model.elements), "force_std" in thresholds,
+                          num_threads)
+    atoms = state.atoms.copy()
+    atoms.calc = ACECalculator(model, num_threads=num_threads)
+    dyn = _dynamics(atoms, md, temperature, rng)
+    rare = unc["rare_events"]
+    monitor = None
+    if rare["enabled"]:
+        sites = state.sites if state.sites is not None else state.atoms.positions
+        monitor = RareEventMonitor(atoms, hop_fraction=rare["hop_fraction"],
+                                   reference_positions=sites)
+    result = SegmentResult(state)
+    good = state.good.copy()
+    start_pos = state.atoms.positions.copy()
+    pos_sum = np.zeros_like(start_pos)
+    n_pos = 0
+    recent: list[Candidate] = []       # last sane sampled frames (blow-up candidates)
+    n_samples = md["steps_per_segment"] // md["sample_interval"]
+    t0 = state.md_time
+    step = 0
+    blowup = None
+    for _ in range(n_samples):
+        try:
+            dyn.run(md["sample_interval"])
+            step += md["sample_interval"]
+            forces = atoms.get_forces()
+            bad = _sane(atoms, md["min_distance"])
+            if bad is None and not np.all(np.isfinite(forces)):
+                bad = "nan_forces"
+        except Exception as err:  # model evaluation on a broken frame
+            bad = f"model_error: {' '.join(str(err).split())[:120]}"
+        if bad is not None:
+            blowup = bad
+            break
+        snap = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+        pos_sum += start_pos + _mic(atoms.positions - start_pos, atoms)
+        n_pos += 1
+        sig, desc = signals_fn(snap)
+        values = {"force_std_max": float(np.max(sig["force_std"])) if "force_std" in sig
+                  else _NAN,
+                  "energy_std": float(sig["energy_std"]),
+                  "gamma_max": float(np.max(sig["gamma"]))}
+        t = t0 + step * md["timestep"]
+        result.trace.append((t, values["force_std_max"], values["gamma_max"],
+                             values["energy_std"]))
+        used = {k: [np.atleast_1d(sig[k])] for k in thresholds}   # one candidate
+        stop = threshold_select(used, {k: (hi, np.inf) for k, (lo, hi) in thresholds.items()})
+        verdict = threshold_select(used, collect_thr)
+        events = []
+        if monitor is not None:
+            events = [e for e in monitor(step) if e.kind in rare["kinds"]]
+            result.events += len(events)
+        cand = Candidate(snap, "uncertainty", values, desc, state.walker_id, step, t,
+                         verdict.reasons[0])
+        if stop.status[0] != "skip":
+            cand.reason = "blowup"
+            cand.detail = f"stop threshold: {stop.reasons[0]}"
+            recent.append(cand)
+            blowup = f"uncertainty ({stop.reasons[0]})"
+            break
+        if events:
+            kinds = sorted({e.kind for e in events})
+            result.candidates.append(Candidate(snap, "rare_event", values, desc,
+                                               state.walker_id, step, t,
+                                               f"{len(events)} events: {', '.join(kinds)}"))
+        elif verdict.status[0] == "collect":
+            result.candidates.append(cand)
+        recent.append(cand)
+        recent = recent[-max(md["keep_last"], 1):]
+        good = snap.copy()
+        good.set_momenta(atoms.get_momenta())
+    result.steps = step
+    new_time = t0 + step * md["timestep"]
+    sites = pos_sum / n_pos if n_pos else state.sites
+    if blowup is not None:
+        result.blowup = blowup
+        keep = recent[-md["keep_last"]:] if md["keep_last"] else []
+        seen = {id(c.atoms) for c in result.candidates}
+        for c in keep:
+            if id(c.atoms) not in seen:
+                c.reason = "blowup"
+                c.detail = c.detail if c.detail.startswith("stop") else f"before {blowup}"
+                result.candidates.append(c)
+        restart = Atoms(good.numbers, positions=good.positions, cell=good.cell, pbc=good.pbc)
+        maxwell_boltzmann(restart, temperature, rng)
+        result.state = WalkerState(state.walker_id, restart, restart.copy(), new_time,
+                                   state.restarts + 1, state.structure, sites)
+    else:
+        cur = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc,
+                    momenta=atoms.get_momenta())
+        result.state = WalkerState(state.walker_id, cur, good, new_time, state.restarts,
+                                   state.structure, sites)
+    return result

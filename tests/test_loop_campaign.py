@@ -1,0 +1,239 @@
+"""aceal-loop end to end: serial, under mpiexec -n 2, and kill -9 + restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aceal.loop.campaign import config_hash
+from aceal.loop.cli import run_campaign
+from aceal.loop.config import validate_campaign_config
+from aceal.loop.log import read_log
+from aceal.store import open_store
+from tests.loop_helpers import ROOT, positions_hash, tiny_config, write_config
+
+MPIEXEC = Path(sys.executable).parent / "mpiexec"
+
+
+def _has_mpi() -> bool:
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return False
+    return MPIEXEC.is_file() or shutil.which("mpiexec") is not None
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _check_campaign(out: Path, max_iterations: int) -> dict:
+    """Store, models, log and state of a finished campaign are complete and consistent."""
+    with open_store(out / "train.zarr") as store:
+        n = len(store)
+        images = store[:]
+        hashes = [config_hash(a) for a in images]
+        assert len(set(hashes)) == n, "a configuration was stored twice"
+        iters = store.column("iteration")
+        assert set(iters.tolist()) <= set(range(max_iterations + 1))
+        assert (np.diff(iters) >= 0).all()
+        models = store.models()
+        assert [m.iteration for m in models] == sorted({m.iteration for m in models})
+        assert 0 in [m.iteration for m in models]
+        assert all(np.isfinite(a.get_forces()).all() for a in images)
+    state = pickle.loads((out / "state.pkl").read_bytes())
+    assert state["phase"] == "finished" and state["iteration"] == max_iterations
+    recs = read_log(out / "log.jsonl")
+    its = [r for r in recs if r["event"] == "iteration"]
+    assert [r["iteration"] for r in its] == list(range(max_iterations + 1))
+    assert recs[-1]["event"] == "finish"
+    assert its[-1]["n_train"] == n
+    assert state["reference_calls"] >= n
+    for r in its:
+        assert set(r["timings"]) >= {"labelling", "total"}
+    assert (out / "models" / "model-0000.yaml").is_file()
+    assert (out / "model.yaml").is_file()
+    return {"n": n, "hashes": hashes, "log": its, "state": state}
+
+
+def test_serial_campaign_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    cfg = validate_campaign_config(tiny_config(out, output={"directory": str(out),
+                                                            "plots": True}), ROOT)
+    summary = run_campaign(cfg, quiet=True)
+    res = _check_campaign(out, 3)
+    assert summary["n_train"] == res["n"]
+    its = res["log"]
+    assert its[0]["labelled"] == 4                  # 2 seeds x 2 structures
+    assert sum(r.get("candidates", 0) for r in its[1:]) > 0
+    assert all(r["validation"]["forces_mae"] > 0 for r in its if r["validation"])
+    assert (out / "summary.png").stat().st_size > 10_000
+    s = json.loads((out / "summary.json").read_text())
+    assert len(s["iterations"]) == 4
+    with open_store(out / "train.zarr") as store:
+        walker = store.indices(source="walker")
+        assert len(walker) == res["n"] - 4
+        sel = store[walker[0]].info["selection"]
+        assert {"walker", "md_time_fs", "picked"} <= set(sel)
+        assert np.isfinite(store.column("selection")[walker][:, 3]).all()   # gamma_max
+    # running the finished campaign again does nothing new
+    again = run_campaign(cfg, quiet=True)
+    assert again["n_train"] == res["n"]
+
+
+@pytest.mark.mpi
+@pytest.mark.skipif(not _has_mpi(), reason="needs mpi4py and mpiexec")
+def test_mpi_campaign_matches_serial_contract(tmp_path):
+    out = tmp_path / "mpi"
+    path = write_config(tmp_path / "c.yaml", tiny_config(out))
+    mpiexec = str(MPIEXEC) if MPIEXEC.is_file() else shutil.which("mpiexec")
+    r = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "aceal.loop.cli",
+                        str(path)], cwd=tmp_path, env=_env(), capture_output=True,
+                       text=True, timeout=200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "2 rank(s)" in r.stdout
+    res = _check_campaign(out, 3)
+    start = [x for x in read_log(out / "log.jsonl") if x["event"] == "start"][0]
+    assert start["ranks"] == 2
+    with open_store(out / "train.zarr") as store:
+        ranks = set(store.column("rank")[store.indices(source="walker")].tolist())
+    assert ranks <= {1}                                  # walkers ran on rank 1
+    assert res["n"] > 4
+
+
+def _wait(pred, timeout: float, proc) -> None:
+    t0 = time.time()
+    while not pred():
+        if proc.poll() is not None:
+            raise AssertionError(f"campaign ended early: {proc.stderr.read()[-2000:]}")
+        if time.time() - t0 > timeout:
+            raise AssertionError("timed out waiting for the campaign")
+        time.sleep(0.05)
+
+
+def _state(out: Path) -> dict:
+    try:
+        return pickle.loads((out / "state.pkl").read_bytes())
+    except (FileNotFoundError, EOFError, pickle.UnpicklingError):
+        return {}
+
+
+@pytest.mark.parametrize("ranks", [
+    1, pytest.param(2, marks=[pytest.mark.mpi, pytest.mark.skipif(
+        not _has_mpi(), reason="needs mpi4py and mpiexec")])])
+def test_kill_9_and_restart_loses_and_duplicates_nothing(tmp_path, ranks):
+    out = tmp_path / "crash"
+    labels = tmp_path / "labelled.txt"
+    cfg = tiny_config(out, reference={"calculator": {
+        "class": "tests.loop_helpers.SlowEMT",
+        "kwargs": {"delay": 0.15, "log": str(labels)}}, "timeout": 20},
+        stopping={"max_iterations": 4})
+    path = write_config(tmp_path / "c.yaml", cfg)
+    cmd = [sys.executable, "-m", "aceal.loop.cli", str(path), "-q"]
+    if ranks > 1:
+        mpiexec = str(MPIEXEC) if MPIEXEC.is_file() else shutil.which("mpiexec")
+        cmd = [mpiexec, "-n", str(ranks), *cmd]
+
+    def start():
+        return subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+    def kill(p):  # SIGKILL the whole process group (mpiexec and every rank)
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        time.sleep(0.2)
+
+    # kill 1: mid-way through labelling, after >= 1 committed iteration
+    p = start()
+    _wait(lambda: _state(out).get("phase") == "labelling"
+          and _state(out).get("iteration", 0) >= 1, 120, p)
+    time.sleep(0.2)
+    kill(p)
+    with open_store(out / "train.zarr") as store:
+        committed_before = {config_hash(a) for a in store[:]}
+    assert committed_before
+    n_lines_1 = len(labels.read_text().split())
+    # kill 2: just after the next store commit (before the state file catches up, if lucky)
+    p = start()
+
+    def grew():
+        try:
+            with open_store(out / "train.zarr") as s:
+                return len(s) > len(committed_before)
+        except Exception:
+            return False
+
+    _wait(grew, 120, p)
+    kill(p)
+    with open_store(out / "train.zarr") as store:
+        committed_mid = {config_hash(a) for a in store[:]}
+    n_lines_2 = len(labels.read_text().split())
+    # resume to the end
+    r = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                       timeout=200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = _check_campaign(out, 4)
+    stored = set(res["hashes"])
+    assert committed_before <= stored                       # nothing committed was lost
+    labelled = labels.read_text().split()
+    assert stored <= set(labelled)                          # all came from the reference
+    # nothing committed before a kill was sent to the reference again after the restart
+    assert not set(labelled[n_lines_1:]) & committed_before
+    assert not set(labelled[n_lines_2:]) & committed_mid
+    assert committed_mid <= stored
+    starts = [x for x in read_log(out / "log.jsonl") if x["event"] == "start"]
+    assert sum(s["resumed"] for s in starts) == 2
+    # positions_hash (test side) and config_hash (campaign side) agree
+    with open_store(out / "train.zarr") as store:
+        assert positions_hash(store[0]) == res["hashes"][0]
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_crash_between_store_commit_and_state_is_not_relabelled(tmp_path, monkeypatch):
+    """Deterministic version of the worst moment: the batch is committed, the state file
+    still says 'labelling'.  The restart must label nothing again."""
+    from aceal.loop.campaign import Campaign
+
+    out = tmp_path / "c"
+    cfg = validate_campaign_config(tiny_config(out, stopping={"max_iterations": 2}), ROOT)
+    orig = Campaign._label_pending
+
+    def crash_after_commit(self, it, timings):
+        res = orig(self, it, timings)
+        if it == 1:
+            raise _Crash
+        return res
+
+    monkeypatch.setattr(Campaign, "_label_pending", crash_after_commit)
+    with pytest.raises(_Crash):
+        run_campaign(cfg, quiet=True)
+    state = pickle.loads((out / "state.pkl").read_bytes())
+    assert state["phase"] == "labelling" and state["iteration"] == 1
+    pending = len(state["pending"])
+    assert pending > 0
+    with open_store(out / "train.zarr") as store:
+        n1 = len(store.indices(iteration=1))
+    assert n1 == pending
+    monkeypatch.setattr(Campaign, "_label_pending", orig)
+    run_campaign(cfg, quiet=True)
+    res = _check_campaign(out, 2)
+    it1 = [r for r in res["log"] if r["iteration"] == 1][0]
+    assert it1["skipped_already_labelled"] == pending and it1["labelled"] == 0
+    assert it1["reference_calls"] == 0
+    with open_store(out / "train.zarr") as store:
+        assert len(store.indices(iteration=1)) == n1

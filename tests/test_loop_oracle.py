@@ -1,0 +1,78 @@
+"""Oracle isolation: exceptions, NaN, hangs and absurd forces are failures, not crashes."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.emt import EMT
+
+from aceal.loop.cli import run_campaign
+from aceal.loop.config import validate_campaign_config
+from aceal.loop.oracle import Oracle
+from aceal.store import open_store
+from tests.loop_helpers import ROOT, FlakyEMT, tiny_config
+
+
+@pytest.fixture
+def cu():
+    a = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+    a.rattle(0.05, seed=1)
+    return a
+
+
+def test_success_labels_energy_forces_stress(cu):
+    res = Oracle("EMT").label(cu)
+    assert res.ok and res.attempts == 1 and res.reason is None
+    ref = cu.copy()
+    ref.calc = EMT()
+    assert res.atoms.get_potential_energy() == pytest.approx(ref.get_potential_energy())
+    np.testing.assert_allclose(res.atoms.get_forces(), ref.get_forces())
+    assert res.atoms.get_stress().shape == (6,)
+    assert cu.calc is None   # the input is not modified
+
+
+def test_each_failure_mode_and_retries(cu):
+    FlakyEMT.count = 0
+    oracle = Oracle(factory=FlakyEMT, timeout=1.0, retries=0, max_force=50.0)
+    reasons = []
+    for _ in range(4):
+        t0 = time.perf_counter()
+        r = oracle.label(cu)
+        assert not r.ok and r.atoms is None
+        assert time.perf_counter() - t0 < 5.0   # the hang was cut by the timeout
+        reasons.append(r.reason)
+    assert "SCF did not converge" in reasons[0]
+    assert "non-finite forces" in reasons[1]
+    assert "timeout after 1 s" in reasons[2]
+    assert "absurd force" in reasons[3]
+    assert oracle.label(cu).ok                       # call 5 succeeds
+    FlakyEMT.count = 0
+    r = Oracle(factory=FlakyEMT, timeout=1.0, retries=4).label(cu)
+    assert r.ok and r.attempts == 5 and len(r.errors) == 4
+
+
+def test_campaign_survives_flaky_reference(tmp_path):
+    FlakyEMT.count = 0
+    cfg = tiny_config(tmp_path / "out",
+                      reference={"calculator": {"class": "tests.loop_helpers.FlakyEMT"},
+                                 "timeout": 1.0, "retries": 0},
+                      initial_data={"seeds_per_structure": 5},
+                      validation={"frames": 0},
+                      stopping={"max_iterations": 2})
+    cfg = validate_campaign_config(cfg, ROOT)
+    summary = run_campaign(cfg, quiet=True)
+    assert summary["iterations"] == 2
+    with open_store(tmp_path / "out" / "train.zarr") as store:
+        fails = store.failures()
+        assert len(fails) >= 4
+        kinds = {f.reason.split(":")[0] for f in fails}
+        assert any("RuntimeError" in k for k in kinds)
+        assert any("timeout" in f.reason for f in fails)
+        assert any("non-finite" in f.reason for f in fails)
+        assert any("absurd force" in f.reason for f in fails)
+        assert len(store) >= 2                       # the successes were kept
+        assert summary["failures"] == len(fails)
+        assert all(np.isfinite(a.get_forces()).all() for a in store[:])
