@@ -9,6 +9,7 @@ collect configurations above ~5 and stop MD above ~25.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -67,10 +68,16 @@ class ExtrapolationGrader:
                     per_element.setdefault(z, []).append(b[np.ix_(mask, cols)])
         if not per_element:
             raise AcealInputError("no training atoms to build an active set from")
-        active = build_active_set(
-            {z: np.vstack(v) for z, v in per_element.items()}, tol=tol, batch_size=batch_size
-        )
-        self.inverses = active_set_inverse(active)
+        rows = {z: np.vstack(v) for z, v in per_element.items()}
+        active = build_active_set(rows, tol=tol, batch_size=batch_size)
+        self.inverses = {}
+        for z, inv in active_set_inverse(active).items():
+            if inv.complement is not None:
+                # components outside the active set's span that the training atoms already
+                # have are numerical noise of the rank cut: measure in units of the largest
+                seen = float(np.linalg.norm(rows[z] @ inv.complement, axis=1).max())
+                inv = replace(inv, residual_scale=max(inv.residual_scale, seen))
+            self.inverses[z] = inv
         return self
 
     def __call__(self, atoms: Atoms) -> np.ndarray:
