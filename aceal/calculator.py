@@ -5,8 +5,13 @@
 >>> atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
 
 Units: energy eV, forces eV/Å, stress eV/Å³ (ASE sign and Voigt order
-xx yy zz yz xz xy). With a committee in the model, ``calc.results`` also holds
-``energy_std`` (eV), ``energies_std`` (eV per atom) and ``energy_committee`` (eV).
+xx yy zz yz xz xy). With a committee of K members in the model, ``calc.results`` also
+holds ``energy_std`` (eV), ``energies_std`` (eV per atom), ``energy_committee`` (eV),
+``forces_committee`` (K, N, 3; eV/Å: member k's forces) and ``forces_std`` (N; eV/Å): per
+atom i the magnitude of the committee spread of the force,
+``sqrt( sum_k |F_ik - mean_k F_ik|^2 / (K - 1) )`` (0 for K = 1), where ``F_ik`` is the
+force of member k (the model with coefficients ``committee[k]``, same ``e0`` and core
+repulsion). The members' forces come from the same kernel pass as the mean model's.
 With an active set, the extrapolation grade is computed only when asked for, e.g. every
 N MD steps: ``calc.get_property("gamma", atoms)`` (per atom, dimensionless).
 """
@@ -89,7 +94,10 @@ class ACECalculator(Calculator):
         if threads is not None:
             threads = max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
             numba.set_num_threads(threads)
-        ev = evaluate_tables(self.tables, species, self._nl.first, self._nl.j, self._nl.d, threads)
+        k = self.model.committee_size
+        ev = evaluate_tables(
+            self.tables, species, self._nl.first, self._nl.j, self._nl.d, threads, committee=k
+        )
         energy = ev.energy
         self.results["energy"] = energy
         self.results["free_energy"] = energy
@@ -100,7 +108,6 @@ class ACECalculator(Calculator):
             self.results["stress"] = full_3x3_to_voigt_6_stress(0.5 * (stress + stress.T))
         if "gamma" in properties:
             self.results["gamma"] = self.grader(atoms)
-        k = self.model.committee_size
         if k:
             e0 = self.tables.e0[species][:, None]
             site = ev.densities[:, 1 : k + 1] + e0  # committee site energies
@@ -108,3 +115,10 @@ class ACECalculator(Calculator):
             self.results["energy_std"] = float(site.sum(axis=0).std(ddof=1)) if k > 1 else 0.0
             spread = site.std(axis=1, ddof=1) if k > 1 else np.zeros(len(site))
             self.results["energies_std"] = spread
+            fc = ev.forces_committee
+            self.results["forces_committee"] = fc
+            if k > 1:
+                dev = fc - fc.mean(axis=0)
+                self.results["forces_std"] = np.sqrt(np.einsum("kia,kia->i", dev, dev) / (k - 1))
+            else:
+                self.results["forces_std"] = np.zeros(len(site))

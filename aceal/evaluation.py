@@ -14,7 +14,11 @@ import numpy as np
 
 from aceal.basis.tables import KernelTables
 from aceal.errors import AcealInputError
-from aceal.kernels.evaluate import evaluate_atoms, scatter_pair_gradients
+from aceal.kernels.evaluate import (
+    evaluate_atoms,
+    scatter_committee_gradients,
+    scatter_pair_gradients,
+)
 from aceal.kernels.sphharm import ylm_recursion_coefficients
 
 
@@ -26,6 +30,7 @@ class Evaluation:
     densities: np.ndarray  # (n_atoms, ndensity) rho_p per atom (committee read-outs)
     forces: np.ndarray  # (n_atoms, 3) eV/Å
     virial: np.ndarray  # (3, 3) sum_ij r_ij ⊗ dE_i/dr_ij, eV (stress = virial / volume)
+    forces_committee: np.ndarray | None = None  # (K, n_atoms, 3) members' forces, eV/Å
 
     @property
     def energy(self) -> float:
@@ -56,8 +61,13 @@ def evaluate_tables(
     neighbours: np.ndarray,
     displacements: np.ndarray,
     num_threads: int | None = None,
+    committee: int = 0,
 ) -> Evaluation:
     """Run the evaluation kernel on a CSR neighbour list (pairs beyond the cutoff are skipped).
+
+    ``committee = K > 0`` (linear embedding only) also returns the forces of the K
+    committee members (densities ``1..K``, site energy ``E0 + rho_k + rho_core``),
+    computed in the same kernel pass.
 
     Raises :class:`AcealInputError` when two atoms are closer than the radial spline's
     first node (an overlap), naming both atoms and their distance.
@@ -69,6 +79,15 @@ def evaluate_tables(
     pair_grad = np.zeros((len(neighbours), 3))
     overlap = np.full(nat, -1, dtype=np.int64)
     t = tables
+    ncom = int(committee)
+    if ncom:
+        if ncom + 1 > t.ndensity or np.any(t.emb_type != 0):
+            raise AcealInputError(
+                f"committee of {ncom} needs a linear embedding with {ncom + 1} densities"
+            )
+        pair_grad_c = np.empty((ncom, len(neighbours), 3))  # every entry is written
+    else:
+        pair_grad_c = np.empty((0, 0, 3))
     evaluate_atoms(
         first, neighbours, displacements, species,
         t.nelem, t.lmax, t.nradmax, t.nradbase, t.spline, t.nlut, t.rscale, t.rcut, t.rmin,
@@ -76,7 +95,7 @@ def evaluate_tables(
         t.r1_off, t.r1_idx, t.r1_coef, t.comb_off, t.comb_coef,
         t.tree_off, t.tree_parent, t.tree_chan, t.tree_nint, t.tree_coef,
         _ylm_coefficients(t.lmax),
-        site, rho, pair_grad, overlap, max(1, nthreads),
+        site, rho, pair_grad, overlap, max(1, nthreads), ncom, pair_grad_c,
     )  # fmt: skip
     bad = np.flatnonzero(overlap >= 0)
     if bad.size:
@@ -90,7 +109,13 @@ def evaluate_tables(
     forces = np.zeros((nat, 3))
     virial = np.zeros((3, 3))
     scatter_pair_gradients(first, neighbours, displacements, pair_grad, forces, virial)
-    return Evaluation(energies=site, densities=rho, forces=forces, virial=virial)
+    forces_c = None
+    if ncom:
+        forces_c = np.empty((ncom, nat, 3))
+        scatter_committee_gradients(first, neighbours, pair_grad_c, forces_c)
+    return Evaluation(
+        energies=site, densities=rho, forces=forces, virial=virial, forces_committee=forces_c
+    )
 
 
 _YLM_CACHE: dict[int, np.ndarray] = {}

@@ -13,7 +13,13 @@ reference times (1 thread) and our ratio to them (median, skin, 1 thread). Also 
 compile time (fresh NUMBA_CACHE_DIR in a subprocess: import + first call) and the cached
 start-up time (a second subprocess on the same cache).
 
-Usage: python benchmarks/bench_calculator.py [--repeat N] [--models a,b]
+``committee``: overhead of a committee (``forces_std`` in the same kernel pass) for linear
+models ``ACEBasis(["Cu"], order=3 or 4, max_degree=14, r_cut=5.0)`` with random smooth
+coefficients: best-of process CPU µs/atom on 1 thread (skin) of the plain model (K = 0)
+and of the same model with K = 8 committee members, calls interleaved; ``ratio`` = K8/K0
+(issue target <= 1.3).
+
+Usage: python benchmarks/bench_calculator.py [--repeat N] [--models a,b] [--no-committee]
 """
 
 from __future__ import annotations
@@ -89,10 +95,49 @@ def _time_calls(atoms, calc, repeat: int) -> tuple[float, float]:
     return float(np.median(walls)), float(min(cpus))
 
 
+COMMITTEE_TARGET_RATIO = 1.3
+
+
+def _committee_models(order: int, k: int):
+    from aceal import ACEBasis, ACEModel
+
+    basis = ACEBasis(["Cu"], order=order, max_degree=14, r_cut=5.0)
+    rng = np.random.default_rng(order)
+    coef = rng.normal(size=len(basis)) * 0.05 / (1.0 + basis.degrees) ** 2
+    committee = coef + 0.1 * np.abs(coef) * rng.normal(size=(k, len(basis)))
+    plain = ACEModel(basis, coef, e0={"Cu": -3.0})
+    return plain, ACEModel(basis, coef, e0={"Cu": -3.0}, committee=committee), len(basis)
+
+
+def _committee_overhead(atoms, repeat: int, k: int = 8) -> dict:
+    """Best CPU µs/atom (1 thread) of plain vs committee calls, interleaved."""
+    from aceal.calculator import ACECalculator
+
+    out = {}
+    for order in (3, 4):
+        plain, com, nfunc = _committee_models(order, k)
+        calcs = {0: ACECalculator(plain, num_threads=1), k: ACECalculator(com, num_threads=1)}
+        best = dict.fromkeys(calcs, np.inf)
+        for _ in range(max(repeat, 3)):
+            for kk, calc in calcs.items():
+                _, cpu = _time_calls(atoms, calc, 1)
+                best[kk] = min(best[kk], cpu)
+        us = 1e6 / len(atoms)
+        out[f"order{order}_deg14"] = {
+            "n_functions": nfunc,
+            "K0_1t_cpu_best": round(best[0] * us, 1),
+            f"K{k}_1t_cpu_best": round(best[k] * us, 1),
+            "ratio": round(best[k] / best[0], 3),
+            f"meets_{COMMITTEE_TARGET_RATIO}x": bool(best[k] <= COMMITTEE_TARGET_RATIO * best[0]),
+        }
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--no-committee", action="store_true", help="skip the committee overhead")
     args = ap.parse_args()
     models = [m for m in args.models.split(",") if m]
 
@@ -135,6 +180,8 @@ def main() -> None:
             row["ratio_to_cpp_1t_cpu_best"] = round(row["skin_1t_cpu_best"] / cpp, 2)
             row["meets_1.5x"] = bool(row["skin_1t"] <= TARGET_RATIO * cpp)
         res["models"][m] = row
+    if not args.no_committee:
+        res["committee"] = _committee_overhead(atoms, args.repeat)
     print(json.dumps(res))
 
 

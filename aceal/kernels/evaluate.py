@@ -372,7 +372,7 @@ def _site(
     rr, hx, hy, hz, pidx, sp_off, V, D, P, dP, Er, Ei, Yr, Yi,
     A, A1, W, W1, rho, dF, tv, tadj, rad, Tx, Ty, Tz, Ur, Ui, Vr, Vi,
     # outputs
-    pair_grad, rho_out, overlap,
+    pair_grad, rho_out, overlap, cstate,
 ):
     nlm = (lmax + 1) * (lmax + 1)
     nl1 = lmax + 1
@@ -435,11 +435,21 @@ def _site(
         x = tv[tree_parent[tb + j]]
         a = A[tree_chan[tb + j]]
         tv[j] = x.real * a.real - x.imag * a.imag
-    for d in range(nd):
-        acc = 0.0
+    if nd <= 2:
+        for d in range(nd):
+            acc = 0.0
+            for j in range(1, nloc):
+                acc += tree_coef[tb + j, d] * tv[j].real
+            rho[d] += acc
+    else:  # many densities (committee): one sweep over the nodes (rows are contiguous)
+        for d in range(nd):
+            dF[d] = 0.0
         for j in range(1, nloc):
-            acc += tree_coef[tb + j, d] * tv[j].real
-        rho[d] += acc
+            t = tv[j].real
+            for d in range(nd):
+                dF[d] += tree_coef[tb + j, d] * t
+        for d in range(nd):
+            rho[d] += dF[d]
     for d in range(nd):
         rho_out[i, d] = rho[d]
     F = embedding(emb_type[mu_i], rho, emb_params[mu_i], emb_ndens[mu_i], dF)
@@ -502,7 +512,173 @@ def _site(
         pair_grad[p, 0] = rad[q] * x + (Tx[q] - x * proj) * inv
         pair_grad[p, 1] = rad[q] * y + (Ty[q] - y * proj) * inv
         pair_grad[p, 2] = rad[q] * z + (Tz[q] - z * proj) * inv
+    cstate[0] = fcut
+    cstate[1] = dfcut
     return energy
+
+
+@njit(cache=True)
+def _committee_gradients(
+    ncom, nn, nelem, nradmax, nradbase, lmax, mu_i, fcut, dfcut, rho,
+    r1_off, r1_idx, r1_coef, tb, nloc, nint, tree_parent, tree_chan, tree_coef,
+    tv, A, V, D, P, dP, Er, Ei, sp_off, rr, hx, hy, hz, pidx,
+    cadj_r, cadj_i, cW_r, cW_i, cW1, cdcore, wbuf, bbuf, cbuf, radk, Txk, Tyk, Tzk,
+    pair_grad_c, first, i,
+):
+    """Pair gradients of the committee members (linear embedding: member ``k`` is
+    density ``1 + k``, site energy ``E0 + fcut * rho_{1+k} + rho_core``). Reuses the
+    forward products ``tv`` and the per-neighbour functions of the mean's pass; the
+    reverse pass carries all members' adjoints at once (real and imaginary parts apart,
+    member-innermost), then all members' folded weights are contracted at once
+    (:func:`_committee_contract`)."""
+    nlm = (lmax + 1) * (lmax + 1)
+    nl1 = lmax + 1
+    nchan = cW_r.shape[0]
+    pair_grad_c[:, first[i] : first[i + 1], :] = 0.0
+    if nn < 0:  # overlap (reported by the caller)
+        return
+    for a in range(nchan):
+        for k in range(ncom):
+            cW_r[a, k] = 0.0
+            cW_i[a, k] = 0.0
+    for j in range(nint):  # seeds of the internal nodes (real)
+        for k in range(ncom):
+            cadj_r[j, k] = fcut * tree_coef[tb + j, 1 + k]
+            cadj_i[j, k] = 0.0
+    for j in range(nloc - 1, nint - 1, -1):  # leaves: real adjoint = the seed
+        par = tree_parent[tb + j]
+        ch = tree_chan[tb + j]
+        tr = tv[par].real
+        ti = tv[par].imag
+        ar = A[ch].real
+        ai = A[ch].imag
+        for k in range(ncom):
+            g = fcut * tree_coef[tb + j, 1 + k]
+            cW_r[ch, k] += g * tr
+            cW_i[ch, k] += g * ti
+            cadj_r[par, k] += g * ar
+            cadj_i[par, k] += g * ai
+    for j in range(nint - 1, 0, -1):
+        par = tree_parent[tb + j]
+        ch = tree_chan[tb + j]
+        tr = tv[par].real
+        ti = tv[par].imag
+        ar = A[ch].real
+        ai = A[ch].imag
+        for k in range(ncom):
+            gr = cadj_r[j, k]
+            gi = cadj_i[j, k]
+            cW_r[ch, k] += gr * tr - gi * ti
+            cW_i[ch, k] += gr * ti + gi * tr
+            cadj_r[par, k] += gr * ar - gi * ai
+            cadj_i[par, k] += gr * ai + gi * ar
+    # fold -m onto +m (as for the mean): W_m += (-1)^m conj(W_-m), all members at once
+    for mn in range(nelem * nradmax):
+        for l in range(1, nl1):
+            c = mn * nlm + l * l + l
+            for m in range(1, l + 1):
+                sg = 1.0 if m % 2 == 0 else -1.0
+                for k in range(ncom):
+                    cW_r[c + m, k] += sg * cW_r[c - m, k]
+                    cW_i[c + m, k] -= sg * cW_i[c - m, k]
+    for k in range(ncom):
+        for a in range(cW1.shape[1]):
+            cW1[k, a] = 0.0
+        cdcore[k] = rho[1 + k] * dfcut + 1.0
+    for f in range(r1_off[mu_i], r1_off[mu_i + 1]):
+        for k in range(ncom):
+            cW1[k, r1_idx[f]] += fcut * r1_coef[f, 1 + k]
+    for mu in range(nelem):
+        s0 = sp_off[mu]
+        s1 = sp_off[mu + 1]
+        if s1 == s0:
+            continue
+        _committee_contract(ncom, mu, s0, s1, nradmax, nradbase, lmax, V, D, P, dP, Er, Ei,
+                            cW_r, cW_i, cW1, cdcore, wbuf, bbuf, cbuf, radk, Txk, Tyk, Tzk)
+    for k in range(ncom):
+        for q in range(nn):
+            x = hx[q]
+            y = hy[q]
+            z = hz[q]
+            inv = 1.0 / rr[q]
+            tx = Txk[k, q]
+            ty = Tyk[k, q]
+            tz = Tzk[k, q]
+            rq = radk[k, q]
+            proj = x * tx + y * ty + z * tz
+            p = pidx[q]
+            pair_grad_c[k, p, 0] = rq * x + (tx - x * proj) * inv
+            pair_grad_c[k, p, 1] = rq * y + (ty - y * proj) * inv
+            pair_grad_c[k, p, 2] = rq * z + (tz - z * proj) * inv
+
+
+@njit(cache=True, fastmath=_FM)
+def _committee_contract(ncom, mu, s0, s1, nradmax, nradbase, lmax, V, D, P, dP, Er, Ei,
+                        cW_r, cW_i, cW1, cdcore, wbuf, bbuf, cbuf, radk, Txk, Tyk, Tzk):
+    """:func:`contract_forces` for all committee members at once (neighbours ``s0:s1`` of
+    species ``mu``): per ``l`` the sums over ``n`` of all members' weights times the
+    radial values and derivatives are one small matrix product
+    ``[member, m, re/im] x n  @  n x [V | D]``."""
+    nl1 = lmax + 1
+    nlm = nl1 * nl1
+    nfs = V.shape[0]
+    ns = s1 - s0
+    for k in range(ncom):
+        dc = cdcore[k]
+        for q in range(s0, s1):
+            radk[k, q] = dc * D[nfs - 1, q]
+            Txk[k, q] = 0.0
+            Tyk[k, q] = 0.0
+            Tzk[k, q] = 0.0
+        for k1 in range(nradbase):
+            w1 = cW1[k, mu * nradbase + k1] * Y00
+            if w1 != 0.0:
+                for q in range(s0, s1):
+                    radk[k, q] += w1 * D[k1, q]
+    Bl = bbuf[: nradmax * 2 * ns].reshape(nradmax, 2 * ns)
+    for l in range(nl1):
+        rows = 2 * ncom * (l + 1)
+        Wl = wbuf[: rows * nradmax].reshape(rows, nradmax)
+        for m in range(l + 1):
+            for n in range(nradmax):
+                a = (mu * nradmax + n) * nlm + l * l + l + m
+                for k in range(ncom):
+                    r = 2 * (m * ncom + k)
+                    Wl[r, n] = cW_r[a, k]
+                    Wl[r + 1, n] = cW_i[a, k]
+        for n in range(nradmax):
+            f = nradbase + n * nl1 + l
+            for q in range(ns):
+                Bl[n, q] = V[f, s0 + q]
+                Bl[n, ns + q] = D[f, s0 + q]
+        Cl = cbuf[: rows * 2 * ns].reshape(rows, 2 * ns)
+        np.dot(Wl, Bl, Cl)
+        for m in range(l + 1):
+            kk = l * (l + 1) // 2 + m
+            for k in range(ncom):
+                r = 2 * (m * ncom + k)
+                if m == 0:
+                    for q in range(ns):
+                        g = s0 + q
+                        radk[k, g] += P[kk, g] * Cl[r, ns + q]
+                        Tzk[k, g] += dP[kk, g] * Cl[r, q]
+                else:
+                    for q in range(ns):
+                        g = s0 + q
+                        ur = Cl[r, q]
+                        ui = Cl[r + 1, q]
+                        vr = Cl[r, ns + q]
+                        vi = Cl[r + 1, ns + q]
+                        er = Er[m, g]
+                        ei = Ei[m, g]
+                        pp = P[kk, g]
+                        radk[k, g] += pp * (vr * er - vi * ei)
+                        Tzk[k, g] += dP[kk, g] * (ur * er - ui * ei)
+                        er1 = Er[m - 1, g]
+                        ei1 = Ei[m - 1, g]
+                        cm = m * pp
+                        Txk[k, g] += cm * (ur * er1 - ui * ei1)
+                        Tyk[k, g] -= cm * (ur * ei1 + ui * er1)
 
 
 @njit(cache=True, parallel=True)
@@ -512,9 +688,12 @@ def evaluate_atoms(
     e0, emb_type, emb_params, emb_ndens, rho_cut, drho_cut,
     r1_off, r1_idx, r1_coef, comb_off, comb_coef, tree_off, tree_parent, tree_chan,
     tree_nint, tree_coef, ylm_coef,
-    site_energy, rho_out, pair_grad, overlap, nthreads,
+    site_energy, rho_out, pair_grad, overlap, nthreads, ncom, pair_grad_c,
 ):
     """Site energies (eV), densities and pair gradients ``dE_i/dr_ij`` (eV/Å) of all atoms.
+
+    With ``ncom > 0`` (a linear embedding whose densities ``1..ncom`` are committee
+    members) also the members' pair gradients ``pair_grad_c[k, p]`` (same pass).
 
     ``first``/``nbr_j``/``nbr_d`` is a full CSR neighbour list with displacement vectors
     (Å); ``species`` the species index of each atom. ``overlap[i]`` is set to a pair index
@@ -564,6 +743,21 @@ def evaluate_atoms(
         Ui = np.empty(maxnb)
         Vr = np.empty(maxnb)
         Vi = np.empty(maxnb)
+        nchan = nelem * nradmax * nlm
+        cadj_r = np.empty((maxnodes if ncom > 0 else 0, ncom))
+        cadj_i = np.empty((maxnodes if ncom > 0 else 0, ncom))
+        cW_r = np.empty((nchan, ncom))
+        cW_i = np.empty((nchan, ncom))
+        cW1 = np.empty((ncom, nelem * max(nradbase, 1)))
+        cdcore = np.empty(ncom)
+        wbuf = np.empty(2 * ncom * (lmax + 1) * nradmax)
+        bbuf = np.empty(nradmax * 2 * maxnb if ncom > 0 else 0)
+        cbuf = np.empty(2 * ncom * (lmax + 1) * 2 * maxnb)
+        radk = np.empty((ncom, maxnb))
+        Txk = np.empty((ncom, maxnb))
+        Tyk = np.empty((ncom, maxnb))
+        Tzk = np.empty((ncom, maxnb))
+        cstate = np.empty(2)
         for i in range(c, nat, nchunks):
             site_energy[i] = _site(
                 i, species[i], first, nbr_j, nbr_d, species,
@@ -573,8 +767,22 @@ def evaluate_atoms(
                 tree_chan, tree_nint, tree_coef, ylm_coef,
                 rr, hx, hy, hz, pidx, sp_off, V, D, P, dP, Er, Ei, Yr, Yi,
                 A, A1, W, W1, rho, dF, tv, tadj, rad, Tx, Ty, Tz, Ur, Ui, Vr, Vi,
-                pair_grad, rho_out, overlap,
+                pair_grad, rho_out, overlap, cstate,
             )
+            if ncom > 0:
+                mu_i = species[i]
+                tb = tree_off[mu_i]
+                nn_i = -1
+                if overlap[i] < 0:
+                    nn_i = sp_off[nelem]
+                _committee_gradients(
+                    ncom, nn_i, nelem, nradmax, nradbase,
+                    lmax, mu_i, cstate[0], cstate[1], rho, r1_off, r1_idx, r1_coef, tb,
+                    tree_off[mu_i + 1] - tb, tree_nint[mu_i], tree_parent, tree_chan,
+                    tree_coef, tv, A, V, D, P, dP, Er, Ei, sp_off, rr, hx, hy, hz, pidx,
+                    cadj_r, cadj_i, cW_r, cW_i, cW1, cdcore, wbuf, bbuf, cbuf,
+                    radk, Txk, Tyk, Tzk, pair_grad_c, first, i,
+                )
 
 
 @njit(cache=True)
@@ -596,3 +804,20 @@ def scatter_pair_gradients(first, nbr_j, nbr_d, pair_grad, forces, virial):
                 forces[j, a] -= g
                 for b in range(3):
                     virial[b, a] += nbr_d[p, b] * g
+
+
+@njit(cache=True)
+def scatter_committee_gradients(first, nbr_j, pair_grad_c, forces_c):
+    """Committee members' forces ``forces_c[k]`` (eV/Å) from their pair gradients."""
+    nat = first.shape[0] - 1
+    for k in range(pair_grad_c.shape[0]):
+        for i in range(forces_c.shape[1]):
+            for a in range(3):
+                forces_c[k, i, a] = 0.0
+        for i in range(nat):
+            for p in range(first[i], first[i + 1]):
+                j = nbr_j[p]
+                for a in range(3):
+                    g = pair_grad_c[k, p, a]
+                    forces_c[k, i, a] += g
+                    forces_c[k, j, a] -= g
