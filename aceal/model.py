@@ -21,6 +21,7 @@ from aceal.basis.ctilde import CTildePotential
 from aceal.basis.tables import KernelTables, build_tables
 from aceal.errors import AcealInputError
 from aceal.formats.yace import read_yace, write_yace
+from aceal.jsonable import to_jsonable
 
 MODEL_FORMAT = "aceal-model"
 MODEL_FORMAT_VERSION = 1
@@ -201,7 +202,7 @@ class ACEModel:
             "committee": None
             if self.committee is None
             else [[float(c) for c in row] for row in self.committee],
-            "metadata": _plain(self.metadata),
+            "metadata": to_jsonable(self.metadata),
         }
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(yaml.safe_dump(doc, sort_keys=False, width=100))
@@ -219,15 +220,3 @@ class ACEModel:
             f"committee={self.committee_size}, cutoff={self.cutoff:g} Å)"
         )
 
-
-def _plain(obj: Any) -> Any:
-    """Convert numpy scalars/arrays inside ``obj`` to plain Python for YAML."""
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 
 from aceal.fit.data import Labels
 from aceal.fit.metrics import Prediction
+from aceal.jsonable import to_jsonable
 
 __all__ = ["report_paths", "write_report", "parity_plot", "to_jsonable"]
 
@@ -21,23 +21,6 @@ def report_paths(model_path: str | Path) -> tuple[Path, Path]:
     p = Path(model_path)
     stem = p.name[: -len(p.suffix)] if p.suffix else p.name
     return p.with_name(f"{stem}.fit.json"), p.with_name(f"{stem}.parity.png")
-
-
-def to_jsonable(obj):
-    """JSON-safe copy: numpy scalars/arrays to Python, non-finite floats to ``None``."""
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return to_jsonable(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
 
 
 def write_report(path: str | Path, report: dict) -> None:

@@ -10,30 +10,17 @@ state file recorded it); readers keep the last line per iteration
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
+from aceal.jsonable import to_jsonable
 
 __all__ = ["CampaignLog", "read_log", "Progress"]
 
 
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, np.ndarray):
-        return _plain(obj.tolist())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 class CampaignLog:
@@ -45,7 +32,7 @@ class CampaignLog:
 
     def write(self, event: str, **fields: Any) -> dict:
         rec = {"event": event, "time": time.time(), **fields}
-        line = json.dumps(_plain(rec), separators=(",", ":"))
+        line = json.dumps(to_jsonable(rec), separators=(",", ":"))
         with open(self.path, "a") as f:
             f.write(line + "\n")
             f.flush()
