@@ -28,8 +28,15 @@ Spec forms
     name of a parameter set in the matching ``matscipy...explicit_forms`` module or a
     full parameter dict (defaults: ``Stillinger_Weber_PRB_31_5262_Si``,
     ``Tersoff_PRB_39_5566_Si_C``, ``Kumagai_Comp_Mat_Sci_39_Si``);
-    ``{"name": "tblite", "method": "GFN1-xTB", ...}`` -- :class:`tblite.ase.TBLite`,
-    other keys passed on;
+    ``{"name": "tblite", "method": "GFN1-xTB", ...}`` -- :class:`tblite.ase.TBLite`
+    (xTB tight binding, Gamma point only: use supercells of >= 64 atoms for bulk);
+    ``method`` is ``GFN1-xTB`` (default), ``GFN2-xTB`` or ``IPEA1-xTB``; the keywords
+    of ``TBLite`` are checked by name and type (``accuracy``, ``electronic_temperature``
+    in K, ``max_iterations``, ``verbosity`` (default 0: silent), ``guess``, ``mixer``,
+    ...; ``initial_guess`` is an alias of ``guess``), plus ``threads``: OpenMP threads
+    of the SCF (default: ``OMP_NUM_THREADS`` if set, else this thread's numba thread
+    count, which ``aceal-loop`` sets to cores // ranks). A non-converged SCF raises
+    :class:`ase.calculators.calculator.CalculationFailed`;
     ``{"name": "GPAW", ...}`` -- :class:`gpaw.GPAW`, all other keys passed on;
     ``{"name": "ACE", "model": "model.json"}`` -- :class:`aceal.calculator.ACECalculator`.
 ``dict`` with ``"class"``
@@ -48,6 +55,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -80,6 +89,15 @@ _STRING_ARG = {
 }
 
 _LJ_KEYS = {"sigma", "epsilon", "rc", "ro", "smooth"}
+
+#: keywords of tblite.ase.TBLite (0.8) a spec may set, plus aceal's own ``threads``
+_TBLITE_KEYS = {
+    "method", "charge", "multiplicity", "accuracy", "electronic_temperature",
+    "max_iterations", "mixer", "mixer_memory", "mixer_damping", "guess", "initial_guess",
+    "annealing", "electric_field", "spin_polarization", "solvation", "cache_api",
+    "verbosity", "xtb_config", "threads",
+}
+_TBLITE_METHODS = ("GFN1-xTB", "GFN2-xTB", "IPEA1-xTB")
 _PATH_KWARGS = {"potential", "filename", "file", "path", "model", "model_path"}
 
 
@@ -179,7 +197,9 @@ def _existing_file(path: str | Path, base_dir: str | Path | None, what: str) -> 
 
 def _import_optional(module: str, pip_name: str, what: str):
     try:
-        return importlib.import_module(module)
+        # builtins.__import__ (not importlib.import_module) so import hooks apply
+        __import__(module)
+        return sys.modules[module]
     except ImportError:
         raise AcealInputError(
             f"calculator {what!r} needs the {pip_name!r} package: pip install {pip_name}"
@@ -296,6 +316,116 @@ def _make_manybody(d: Mapping[str, Any], key: str) -> Calculator:
     return Manybody(**form(dict(params)))
 
 
+def _number(d: Mapping[str, Any], key: str, name: str, *, integer: bool = False,
+            minimum: float = 0.0, strict: bool = True) -> None:
+    """Check that ``d[key]`` (if present) is a number (an int) above/at ``minimum``."""
+    if key not in d:
+        return
+    v = d[key]
+    ok_type = (isinstance(v, int) if integer else isinstance(v, int | float))
+    if isinstance(v, bool) or not ok_type or not np.isfinite(v):
+        kind = "an integer" if integer else "a number"
+        raise AcealInputError(f"calculator spec for {name}: {key!r} must be {kind}, not {v!r}")
+    if v < minimum or (strict and v == minimum):
+        rel = ">" if strict else ">="
+        raise AcealInputError(
+            f"calculator spec for {name}: {key!r} must be {rel} {minimum:g}, not {v!r}"
+        )
+
+
+_TBLITE_CLASS = None
+
+
+def _omp_functions(ext_path: str):
+    """``(omp_get_max_threads, omp_set_num_threads)`` of the OpenMP runtime tblite uses."""
+    import ctypes
+
+    try:
+        lib = ctypes.CDLL(ext_path)  # dlsym searches the extension's dependencies too
+        return lib.omp_get_max_threads, lib.omp_set_num_threads
+    except (OSError, AttributeError):  # pragma: no cover - a build without OpenMP
+        return None
+
+
+def _tblite_class(mod):
+    """A subclass of ``tblite.ase.TBLite`` that runs the SCF on a set number of threads.
+
+    OpenMP's thread count is a per-thread setting of the runtime, read when a parallel
+    region starts, so it is set around every calculation (and restored afterwards).
+    """
+    global _TBLITE_CLASS
+    if _TBLITE_CLASS is None:
+        from tblite import _libtblite
+
+        omp = _omp_functions(_libtblite.__file__)
+
+        class TBLiteThreads(mod.TBLite):
+            """``tblite.ase.TBLite`` with ``threads`` OpenMP threads (None: unchanged)."""
+
+            def __init__(self, *args, threads: int | None = None, **kwargs):
+                self.threads = threads
+                super().__init__(*args, **kwargs)
+
+            def calculate(self, *args, **kwargs):
+                if self.threads is None or omp is None:
+                    return super().calculate(*args, **kwargs)
+                get, set_ = omp
+                before = get()
+                set_(int(self.threads))
+                try:
+                    return super().calculate(*args, **kwargs)
+                finally:
+                    set_(before)
+
+        _TBLITE_CLASS = TBLiteThreads
+    return _TBLITE_CLASS
+
+
+def _make_tblite(d: Mapping[str, Any]) -> Calculator:
+    _check_keys(d, _TBLITE_KEYS, "tblite")
+    mod = _import_optional("tblite.ase", "tblite", d["name"])
+    kwargs = {k: v for k, v in d.items() if k != "name"}
+    if "initial_guess" in kwargs:
+        if "guess" in kwargs:
+            raise AcealInputError(
+                "calculator spec for tblite: give 'guess' or its alias 'initial_guess', not both"
+            )
+        kwargs["guess"] = kwargs.pop("initial_guess")  # TBLite documents it, reads 'guess'
+    method = kwargs.get("method", "GFN1-xTB")
+    if isinstance(method, str):
+        canon = {m.lower(): m for m in _TBLITE_METHODS}.get(method.strip().lower())
+        if canon is None:
+            raise AcealInputError(
+                f"calculator spec for tblite: unknown method {method!r} "
+                f"(known: {', '.join(_TBLITE_METHODS)})"
+            )
+        kwargs["method"] = canon
+    elif not isinstance(method, Mapping):  # a dict is a full parametrisation
+        raise AcealInputError(
+            f"calculator spec for tblite: 'method' must be a name or a dict, not {method!r}"
+        )
+    _number(kwargs, "accuracy", "tblite")
+    _number(kwargs, "electronic_temperature", "tblite", strict=False)
+    _number(kwargs, "max_iterations", "tblite", integer=True)
+    _number(kwargs, "mixer_memory", "tblite", integer=True, strict=False)
+    _number(kwargs, "mixer_damping", "tblite")
+    _number(kwargs, "verbosity", "tblite", integer=True, strict=False)
+    if kwargs.get("threads") is not None:
+        _number(kwargs, "threads", "tblite", integer=True)
+    guess = kwargs.get("guess", "sad")
+    if guess not in ("sad", "eeq", "eeqbc"):
+        raise AcealInputError(
+            f"calculator spec for tblite: 'guess' must be sad, eeq or eeqbc, not {guess!r}"
+        )
+    kwargs.setdefault("verbosity", 0)  # tblite prints every SCF cycle at 1
+    threads = kwargs.pop("threads", None)
+    if threads is None and not os.environ.get("OMP_NUM_THREADS"):
+        import numba
+
+        threads = numba.get_num_threads()
+    return _tblite_class(mod)(threads=threads, **kwargs)
+
+
 def _make_from_class(d: Mapping[str, Any], base_dir) -> Calculator:
     dotted = str(d["class"])
     module_name, _, cls_name = dotted.rpartition(".")
@@ -368,10 +498,7 @@ def make_calculator(
     if key in _MANYBODY:
         return _make_manybody(d, key)
     if key == "tblite":
-        mod = _import_optional("tblite.ase", "tblite", name)
-        kwargs = {k: v for k, v in d.items() if k != "name"}
-        kwargs.setdefault("method", "GFN1-xTB")
-        return mod.TBLite(**kwargs)
+        return _make_tblite(d)
     if key == "gpaw":
         mod = _import_optional("gpaw", "gpaw", name)
         return mod.GPAW(**{k: v for k, v in d.items() if k != "name"})
