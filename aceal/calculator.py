@@ -11,7 +11,11 @@ holds ``energy_std`` (eV), ``energies_std`` (eV per atom), ``energy_committee`` 
 atom i the magnitude of the committee spread of the force,
 ``sqrt( sum_k |F_ik - mean_k F_ik|^2 / (K - 1) )`` (0 for K = 1), where ``F_ik`` is the
 force of member k (the model with coefficients ``committee[k]``, same ``e0`` and core
-repulsion). The members' forces come from the same kernel pass as the mean model's.
+repulsion). The members' forces come from the same kernel pass as the mean model's; the
+members' energies cost almost nothing (extra densities of the same products), their
+forces cost one adjoint each. With ``committee_forces=False`` every call gives the energy
+spreads, and ``forces_std``/``forces_committee`` are computed only when asked for, e.g.
+every N MD steps: ``calc.get_property("forces_std", atoms)``.
 With an active set, the extrapolation grade is computed only when asked for, e.g. every
 N MD steps: ``calc.get_property("gamma", atoms)`` (per atom, dimensionless).
 """
@@ -48,9 +52,18 @@ class ACECalculator(Calculator):
         An :class:`~aceal.uncertainty.grade.ExtrapolationGrader` or the path of its
         ``.asi.npz`` file. By default ``<model>.asi.npz`` next to a model file is used if it
         exists. Enables the ``gamma`` property.
+    committee_forces
+        With a committee in the model: compute the members' forces (``forces_std``,
+        ``forces_committee``) in every call (default), or, if False, only when one of them
+        is requested; the energy spreads come with every call either way.
     """
 
-    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "gamma"]
+    implemented_properties = [
+        "energy", "free_energy", "energies", "forces", "stress", "gamma",
+        "energy_std", "energies_std", "energy_committee", "forces_std", "forces_committee",
+    ]  # fmt: skip
+    committee_properties = ("energy_std", "energies_std", "energy_committee", "forces_std",
+                            "forces_committee")  # fmt: skip
 
     def __init__(
         self,
@@ -59,6 +72,7 @@ class ACECalculator(Calculator):
         skin: float = 0.3,
         num_threads: int | None = None,
         active_set=None,
+        committee_forces: bool = True,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -74,6 +88,7 @@ class ACECalculator(Calculator):
         self.tables = self.model.tables
         self.elements = self.model.elements
         self.num_threads = num_threads
+        self.committee_forces = bool(committee_forces)
         self._nl = NeighbourList(self.tables.cutoff, skin=skin)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
@@ -84,6 +99,9 @@ class ACECalculator(Calculator):
             raise PropertyNotImplementedError("stress needs a fully periodic cell")
         if "gamma" in properties and self.grader is None:
             raise PropertyNotImplementedError("gamma needs an active set (see active_set=)")
+        k = self.model.committee_size
+        if not k and any(p in self.committee_properties for p in properties):
+            raise PropertyNotImplementedError("committee properties need a model with a committee")
         positions = atoms.positions
         if not np.all(np.isfinite(positions)):
             bad = int(np.flatnonzero(~np.isfinite(positions).all(axis=1))[0])
@@ -94,10 +112,13 @@ class ACECalculator(Calculator):
         if threads is not None:
             threads = max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
             numba.set_num_threads(threads)
-        k = self.model.committee_size
-        ev = evaluate_tables(
-            self.tables, species, self._nl.first, self._nl.j, self._nl.d, threads, committee=k
+        member_forces = k and (
+            self.committee_forces or "forces_std" in properties or "forces_committee" in properties
         )
+        ev = evaluate_tables(
+            self.tables, species, self._nl.first, self._nl.j, self._nl.d, threads,
+            committee=k if member_forces else 0,
+        )  # fmt: skip
         energy = ev.energy
         self.results["energy"] = energy
         self.results["free_energy"] = energy
@@ -115,6 +136,8 @@ class ACECalculator(Calculator):
             self.results["energy_std"] = float(site.sum(axis=0).std(ddof=1)) if k > 1 else 0.0
             spread = site.std(axis=1, ddof=1) if k > 1 else np.zeros(len(site))
             self.results["energies_std"] = spread
+            if not member_forces:
+                return
             fc = ev.forces_committee
             self.results["forces_committee"] = fc
             if k > 1:

@@ -100,3 +100,29 @@ def test_two_members():
     atoms.calc = ACECalculator(base)
     atoms.get_forces()
     assert "forces_std" not in atoms.calc.results
+
+
+def test_member_forces_on_request():
+    """committee_forces=False: energy spreads with every call, member forces only when
+    asked for (then equal to the default calculator's)."""
+    from ase.calculators.calculator import PropertyNotImplementedError
+
+    base, model = _committee_model(("Cu",), 4)
+    atoms = _atoms()
+    full = ACECalculator(model)
+    lazy = ACECalculator(model, committee_forces=False)
+    atoms.calc = full
+    f_full = atoms.get_forces()
+    ref = dict(full.results)
+    atoms.calc = lazy
+    np.testing.assert_allclose(atoms.get_forces(), f_full, rtol=0, atol=1e-12)
+    assert "forces_std" not in lazy.results and "forces_committee" not in lazy.results
+    np.testing.assert_allclose(lazy.results["energies_std"], ref["energies_std"], rtol=1e-12)
+    assert lazy.results["energy_std"] == pytest.approx(ref["energy_std"], rel=1e-12)
+    std = lazy.get_property("forces_std", atoms)
+    np.testing.assert_allclose(std, ref["forces_std"], rtol=1e-12, atol=1e-14)
+    assert std.max() > 1e-3
+    np.testing.assert_allclose(full.get_property("energy_std", atoms), ref["energy_std"])
+    atoms.calc = ACECalculator(base)
+    with pytest.raises(PropertyNotImplementedError, match="committee"):
+        atoms.calc.get_property("forces_std", atoms)
