@@ -395,3 +395,16 @@ def test_dimer_minimum_is_refined_between_grid_points():
     d = fewbody.dimer_curve("Ar", "Ar", lj, np.linspace(0.9, 2.0, 12))  # spacing 0.1
     assert d["r_min_A"] == pytest.approx(2 ** (1 / 6), abs=0.01)
     assert d["e_min_eV"] == pytest.approx(-1.0, abs=0.01)
+
+
+def test_unbound_dimer_has_no_minimum():
+    """On a repulsive curve (LJ inside sigma: every energy >= 0) and on a curve still
+    falling at the end of the grid there is no r_min: NaN, not a grid point."""
+    lj = make_calculator({"name": "LJ", "sigma": 1.0, "epsilon": 1.0, "rc": 10.0})
+    d = fewbody.dimer_curve("Ar", "Ar", lj, np.linspace(0.85, 1.0, 6))
+    assert min(d["energy_eV"]) >= 0.0
+    assert np.isnan(d["r_min_A"])
+    assert d["e_min_eV"] == pytest.approx(min(d["energy_eV"]))
+    d = fewbody.dimer_curve("Ar", "Ar", lj, np.linspace(0.9, 1.1, 6))
+    assert np.isnan(d["r_min_A"])
+    assert d["e_min_eV"] == pytest.approx(min(d["energy_eV"]))

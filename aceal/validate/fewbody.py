@@ -36,18 +36,19 @@ def default_distances(el1: str, el2: str, n: int = 40, r_max: float = 6.0) -> np
 
 
 def _refined_min(f, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Minimum of ``f`` (sampled as ``y`` on the grid ``x``): bounded 1-D minimisation of
-    ``f`` itself between the neighbours of the lowest sample (to 1e-4 Å); the sample
-    itself if it lies at the end of the grid."""
+    """Minimum ``(x_min, f_min)`` of ``f`` (sampled as ``y`` on the grid ``x``): bounded
+    1-D minimisation of ``f`` itself between the neighbours of the lowest sample (to
+    1e-4 Å). Without a bound minimum inside the grid (lowest sample at an end of the
+    grid, or no sample below zero: an unbound curve) ``x_min`` is NaN and ``f_min`` the
+    lowest sample."""
     from scipy.optimize import minimize_scalar
 
     i = int(np.argmin(y))
-    if 0 < i < len(x) - 1:
-        res = minimize_scalar(
-            f, bounds=(x[i - 1], x[i + 1]), method="bounded", options={"xatol": 1e-4}
-        )
-        if res.success and res.fun <= y[i]:
-            return float(res.x), float(res.fun)
+    if not (0 < i < len(x) - 1 and y[i] < 0.0):
+        return float("nan"), float(y[i])
+    res = minimize_scalar(f, bounds=(x[i - 1], x[i + 1]), method="bounded", options={"xatol": 1e-4})
+    if res.success and res.fun <= y[i]:
+        return float(res.x), float(res.fun)
     return float(x[i]), float(y[i])
 
 
@@ -58,7 +59,8 @@ def dimer_curve(el1: str, el2: str, calc: Calculator, r: np.ndarray | None = Non
     -------
     dict
         ``r_A``, ``energy_eV`` (lists), ``r_min_A`` and ``e_min_eV`` (minimum, refined
-        by a 1-D minimisation to 1e-4 Å).
+        by a 1-D minimisation to 1e-4 Å; ``r_min_A`` is NaN for a curve without a bound
+        minimum inside the grid, e.g. an unbound dimer).
     """
     r = default_distances(el1, el2) if r is None else np.asarray(r, float)
     e0 = _isolated([el1, el2], calc)
@@ -99,8 +101,8 @@ def trimer_curves(
 
     eq = np.array([f(x) for x in r])
     r_eq, e_eq = _refined_min(f, r, eq)
-    if r0 is None:
-        r0 = r_eq
+    if r0 is None:  # no bound equilateral minimum: the lowest sampled side
+        r0 = r_eq if np.isfinite(r_eq) else float(r[np.argmin(eq)])
     th = np.linspace(40.0, 180.0, 29) if angles_deg is None else np.asarray(angles_deg, float)
     rad = np.radians(th)
     ang = np.array(
