@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from aceal.kernels.evaluate import neighbour_basis
+from aceal.kernels.evaluate import atomic_base, ylm_gradients
 
 
 @njit(cache=True)
@@ -68,23 +68,25 @@ def design_rows(
     nchunks = min(nconf, 4 * nthreads) if nconf > 0 else 0
     for chunk in prange(nchunks):
         rr = np.empty(maxnb)
-        rhat = np.empty((maxnb, 3))
+        hx = np.empty(maxnb)
+        hy = np.empty(maxnb)
+        hz = np.empty(maxnb)
         pidx = np.empty(maxnb, dtype=np.int64)
-        mus = np.empty(maxnb, dtype=np.int64)
-        vals = np.empty(nfs)
-        ders = np.empty(nfs)
-        G = np.empty((maxnb, max(nradbase, 1)))
-        dG = np.empty((maxnb, max(nradbase, 1)))
-        R = np.empty((maxnb, max(nradmax, 1) * (lmax + 1)))
-        dR = np.empty((maxnb, max(nradmax, 1) * (lmax + 1)))
-        dcore = np.empty(maxnb)
-        Y = np.empty((maxnb, nlmh), dtype=np.complex128)
-        dY = np.empty((maxnb, nlmh, 3), dtype=np.complex128)
-        plm = np.empty(nlmh)
-        dplm = np.empty(nlmh)
+        sp_off = np.empty(nelem + 1, dtype=np.int64)
+        V = np.empty((nfs, maxnb))
+        D = np.empty((nfs, maxnb))
+        P = np.empty((nlmh, maxnb))
+        dP = np.empty((nlmh, maxnb))
+        Er = np.empty((lmax + 1, maxnb))
+        Ei = np.empty((lmax + 1, maxnb))
+        Yr = np.empty((nlmh, maxnb))
+        Yi = np.empty((nlmh, maxnb))
         A = np.empty(nelem * max(nradmax, 1) * nlm, dtype=np.complex128)
         W = np.zeros(nelem * max(nradmax, 1) * nlm, dtype=np.complex128)
         A1 = np.empty(nelem * max(nradbase, 1))
+        dYr = np.empty((nlmh, 3, maxnb))
+        dYi = np.empty((nlmh, 3, maxnb))
+        nmu = np.empty(maxnb, dtype=np.int64)
         fw = np.empty(rankmax + 1, dtype=np.complex128)
         wf = np.empty(maxq + 1, dtype=np.complex128)
         vir = np.zeros((3, 3))
@@ -93,15 +95,18 @@ def design_rows(
             vol = volume[c]
             for i in range(conf_off[c], conf_off[c + 1]):
                 mu_i = species[i]
-                nn, _, bad = neighbour_basis(
+                nn, _ = atomic_base(
                     i, mu_i, first, nbr_j, nbr_d, species,
                     nelem, lmax, nradmax, nradbase, spline, nlut, rscale, rcut, rmin, ylm_coef,
-                    rr, rhat, pidx, mus, vals, ders, G, dG, R, dR, dcore, Y, dY, plm, dplm,
-                    A, A1,
+                    rr, hx, hy, hz, pidx, sp_off, V, D, P, dP, Er, Ei, Yr, Yi, A, A1,
                 )
-                if bad >= 0:
-                    overlap[c] = bad
+                if nn < 0:
+                    overlap[c] = -1 - nn
                     break
+                ylm_gradients(nn, lmax, hx, hy, hz, P, dP, Er, Ei, dYr, dYi)
+                for mu in range(nelem):
+                    for jj in range(sp_off[mu], sp_off[mu + 1]):
+                        nmu[jj] = mu
                 # ---- rank-1 functions: B = A1[mu, n], dB/dr_ij = g'_n(r) r_hat
                 for f in range(r1_off[mu_i], r1_off[mu_i + 1]):
                     k = col_r1[f]
@@ -112,18 +117,10 @@ def design_rows(
                     for a in range(3):
                         for b in range(3):
                             vir[a, b] = 0.0
-                    for jj in range(nn):
-                        if mus[jj] != mu_f:
-                            continue
-                        g = dG[jj, n]
-                        p = pidx[jj]
-                        j = nbr_j[p]
-                        for a in range(3):
-                            ga = g * rhat[jj, a]
-                            force_rows_t[k, 3 * j + a] -= ga
-                            force_rows_t[k, 3 * i + a] += ga
-                            for b in range(3):
-                                vir[b, a] += nbr_d[p, b] * ga
+                    for jj in range(sp_off[mu_f], sp_off[mu_f + 1]):
+                        g = D[n, jj]
+                        _add_pair(force_rows_t, vir, k, i, nbr_j, nbr_d, pidx[jj],
+                                  g * hx[jj], g * hy[jj], g * hz[jj])  # fmt: skip
                     if vol > 0:
                         _add_stress(stress_rows, c, k, vir, vol)
                 # ---- rank >= 2 functions
@@ -151,7 +148,7 @@ def design_rows(
                         for b in range(3):
                             vir[a, b] = 0.0
                     for jj in range(nn):
-                        mu_j = mus[jj]
+                        mu_j = nmu[jj]
                         inv = 1.0 / rr[jj]
                         radial = 0.0
                         gx = 0.0
@@ -160,34 +157,38 @@ def design_rows(
                         for q in range(q0, q1):
                             if fch_mu[q] != mu_j:
                                 continue
-                            w = wf[q - q0]
-                            nl = fch_nl[q]
+                            wr = wf[q - q0].real
+                            wi = wf[q - q0].imag
                             lm = fch_lm[q]
-                            rnl = R[jj, nl]
-                            y = Y[jj, lm]
-                            radial += dR[jj, nl] * (w.real * y.real - w.imag * y.imag)
-                            ro = rnl * inv
-                            gx += ro * (w.real * dY[jj, lm, 0].real - w.imag * dY[jj, lm, 0].imag)
-                            gy += ro * (w.real * dY[jj, lm, 1].real - w.imag * dY[jj, lm, 1].imag)
-                            gz += ro * (w.real * dY[jj, lm, 2].real - w.imag * dY[jj, lm, 2].imag)
-                        g0 = radial * rhat[jj, 0] + gx
-                        g1 = radial * rhat[jj, 1] + gy
-                        g2 = radial * rhat[jj, 2] + gz
-                        p = pidx[jj]
-                        j = nbr_j[p]
-                        force_rows_t[k, 3 * j] -= g0
-                        force_rows_t[k, 3 * j + 1] -= g1
-                        force_rows_t[k, 3 * j + 2] -= g2
-                        force_rows_t[k, 3 * i] += g0
-                        force_rows_t[k, 3 * i + 1] += g1
-                        force_rows_t[k, 3 * i + 2] += g2
-                        for b in range(3):
-                            db = nbr_d[p, b]
-                            vir[b, 0] += db * g0
-                            vir[b, 1] += db * g1
-                            vir[b, 2] += db * g2
+                            f = nradbase + fch_nl[q]
+                            radial += D[f, jj] * (wr * Yr[lm, jj] - wi * Yi[lm, jj])
+                            ro = V[f, jj] * inv
+                            gx += ro * (wr * dYr[lm, 0, jj] - wi * dYi[lm, 0, jj])
+                            gy += ro * (wr * dYr[lm, 1, jj] - wi * dYi[lm, 1, jj])
+                            gz += ro * (wr * dYr[lm, 2, jj] - wi * dYi[lm, 2, jj])
+                        _add_pair(force_rows_t, vir, k, i, nbr_j, nbr_d, pidx[jj],
+                                  radial * hx[jj] + gx, radial * hy[jj] + gy,
+                                  radial * hz[jj] + gz)  # fmt: skip
                     if vol > 0:
                         _add_stress(stress_rows, c, k, vir, vol)
+
+
+@njit(cache=True)
+def _add_pair(force_rows_t, vir, k, i, nbr_j, nbr_d, p, g0, g1, g2):
+    """Column ``k``: pair ``p`` (atom ``i`` to ``nbr_j[p]``) with gradient ``g`` of
+    ``B_k(i)`` with respect to ``r_ij``: forces on both atoms and the virial."""
+    j = nbr_j[p]
+    force_rows_t[k, 3 * j] -= g0
+    force_rows_t[k, 3 * j + 1] -= g1
+    force_rows_t[k, 3 * j + 2] -= g2
+    force_rows_t[k, 3 * i] += g0
+    force_rows_t[k, 3 * i + 1] += g1
+    force_rows_t[k, 3 * i + 2] += g2
+    for b in range(3):
+        db = nbr_d[p, b]
+        vir[b, 0] += db * g0
+        vir[b, 1] += db * g1
+        vir[b, 2] += db * g2
 
 
 @njit(cache=True)
@@ -218,33 +219,32 @@ def basis_values(
     nchunks = min(nat, 4 * nthreads) if nat > 0 else 0
     for chunk in prange(nchunks):
         rr = np.empty(maxnb)
-        rhat = np.empty((maxnb, 3))
+        hx = np.empty(maxnb)
+        hy = np.empty(maxnb)
+        hz = np.empty(maxnb)
         pidx = np.empty(maxnb, dtype=np.int64)
-        mus = np.empty(maxnb, dtype=np.int64)
-        vals = np.empty(nfs)
-        ders = np.empty(nfs)
-        G = np.empty((maxnb, max(nradbase, 1)))
-        dG = np.empty((maxnb, max(nradbase, 1)))
-        R = np.empty((maxnb, max(nradmax, 1) * (lmax + 1)))
-        dR = np.empty((maxnb, max(nradmax, 1) * (lmax + 1)))
-        dcore = np.empty(maxnb)
-        Y = np.empty((maxnb, nlmh), dtype=np.complex128)
-        dY = np.empty((maxnb, nlmh, 3), dtype=np.complex128)
-        plm = np.empty(nlmh)
-        dplm = np.empty(nlmh)
+        sp_off = np.empty(nelem + 1, dtype=np.int64)
+        V = np.empty((nfs, maxnb))
+        D = np.empty((nfs, maxnb))
+        P = np.empty((nlmh, maxnb))
+        dP = np.empty((nlmh, maxnb))
+        Er = np.empty((lmax + 1, maxnb))
+        Ei = np.empty((lmax + 1, maxnb))
+        Yr = np.empty((nlmh, maxnb))
+        Yi = np.empty((nlmh, maxnb))
         A = np.empty(nelem * max(nradmax, 1) * nlm, dtype=np.complex128)
         W = np.empty(1, dtype=np.complex128)
         A1 = np.empty(nelem * max(nradbase, 1))
         fw = np.empty(rankmax + 1, dtype=np.complex128)
         for i in range(chunk, nat, nchunks):
             mu_i = species[i]
-            nn, _, bad = neighbour_basis(
+            nn, _ = atomic_base(
                 i, mu_i, first, nbr_j, nbr_d, species,
                 nelem, lmax, nradmax, nradbase, spline, nlut, rscale, rcut, rmin, ylm_coef,
-                rr, rhat, pidx, mus, vals, ders, G, dG, R, dR, dcore, Y, dY, plm, dplm, A, A1,
+                rr, hx, hy, hz, pidx, sp_off, V, D, P, dP, Er, Ei, Yr, Yi, A, A1,
             )
-            if bad >= 0:
-                overlap[i] = bad
+            if nn < 0:
+                overlap[i] = -1 - nn
                 continue
             for f in range(r1_off[mu_i], r1_off[mu_i + 1]):
                 out[i, col_r1[f]] = A1[r1_idx[f]]

@@ -12,8 +12,8 @@ grouped by species, spline values and ``Y_lm`` are stored function-major
 the force contraction are loops over neighbours that LLVM vectorises; the force
 contraction sums the weights over ``n`` first and never forms ``dY_lm`` (it uses
 ``(x+iy)^m`` and ``dP_lm/dz``); the product terms are evaluated on a prefix tree with one
-forward and one reverse pass. :func:`neighbour_basis` (all-m ``A`` with per-neighbour
-``Y``/``dY``) serves the design-matrix kernels.
+forward and one reverse pass. :func:`atomic_base` (neighbours, splines, ``Y_lm``, ``A``)
+and :func:`ylm_gradients` also serve the design-matrix kernels.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from aceal.kernels.sphharm import Y00, compute_ylm, spline_eval
+from aceal.kernels.sphharm import Y00
 
 
 @njit(cache=True)
@@ -88,76 +88,6 @@ def embedding(kind, rho, params, ndens, dF):
     for p in range(ndens, dF.shape[0]):
         dF[p] = 0.0
     return energy
-
-
-@njit(cache=True)
-def neighbour_basis(
-    i, mu_i, first, nbr_j, nbr_d, species,
-    nelem, lmax, nradmax, nradbase, spline, nlut, rscale, rcut, rmin, ylm_coef,
-    rr, rhat, pidx, mus, vals, ders, G, dG, R, dR, dcore, Y, dY, plm, dplm, A, A1,
-):
-    """Radial/angular functions of atom ``i``'s neighbours inside the cutoff and its atomic
-    base ``A`` (all m) and ``A1``. Returns ``(n_neighbours, rho_core, overlap_pair)`` where
-    ``overlap_pair >= 0`` flags two atoms closer than the first spline node."""
-    nlm = (lmax + 1) * (lmax + 1)
-    nl1 = lmax + 1
-    nfs = vals.shape[0]
-    for a in range(A.shape[0]):
-        A[a] = 0.0
-    for a in range(A1.shape[0]):
-        A1[a] = 0.0
-    rho_core = 0.0
-    nn = 0
-    for p in range(first[i], first[i + 1]):
-        j = nbr_j[p]
-        mu_j = species[j]
-        pair = mu_i * nelem + mu_j
-        dx = nbr_d[p, 0]
-        dy = nbr_d[p, 1]
-        dz = nbr_d[p, 2]
-        r = math.sqrt(dx * dx + dy * dy + dz * dz)
-        if r >= rcut[pair]:
-            continue
-        if r < rmin[pair]:
-            return nn, rho_core, p
-        rr[nn] = r
-        inv = 1.0 / r
-        rhat[nn, 0] = dx * inv
-        rhat[nn, 1] = dy * inv
-        rhat[nn, 2] = dz * inv
-        pidx[nn] = p
-        mus[nn] = mu_j
-        spline_eval(spline, pair, r, rscale[pair], nlut[pair], nfs, vals, ders)
-        for k in range(nradbase):
-            G[nn, k] = vals[k]
-            dG[nn, k] = ders[k]
-            A1[mu_j * nradbase + k] += vals[k] * Y00
-        for q in range(nradmax * nl1):
-            R[nn, q] = vals[nradbase + q]
-            dR[nn, q] = ders[nradbase + q]
-        rho_core += vals[nfs - 1]
-        dcore[nn] = ders[nfs - 1]
-        compute_ylm(rhat[nn, 0], rhat[nn, 1], rhat[nn, 2], lmax, ylm_coef, plm, dplm,
-                    Y[nn], dY[nn])
-        for n in range(nradmax):
-            base = (mu_j * nradmax + n) * nlm
-            for l in range(nl1):
-                rnl = R[nn, n * nl1 + l]
-                if rnl == 0.0:
-                    continue
-                h = l * (l + 1) // 2
-                c = base + l * l + l
-                for m in range(l + 1):
-                    A[c + m] += rnl * Y[nn, h + m]
-        nn += 1
-    # negative m from A_{l,-m} = (-1)^m conj(A_{l,m})
-    for mn in range(nelem * nradmax):
-        for l in range(1, nl1):
-            c = mn * nlm + l * l + l
-            for m in range(1, l + 1):
-                v = A[c + m].conjugate()
-                A[c - m] = v if m % 2 == 0 else -v
-    return nn, rho_core, -1
 
 
 # fast-math flags for the pure-arithmetic kernels (reassociation lets LLVM vectorise the
@@ -298,6 +228,82 @@ def accumulate_A(mu, s0, s1, nradmax, nradbase, lmax, V, Yr, Yi, A, A1):
                 A[c + m] += complex(sr, si)
 
 
+@njit(cache=True)
+def atomic_base(
+    i, mu_i, first, nbr_j, nbr_d, species,
+    nelem, lmax, nradmax, nradbase, spline, nlut, rscale, rcut, rmin, ylm_coef,
+    rr, hx, hy, hz, pidx, sp_off, V, D, P, dP, Er, Ei, Yr, Yi, A, A1,
+):
+    """Atom ``i``'s neighbours inside the cutoff (grouped by species, see
+    :func:`gather_neighbours`), their spline values ``V``/``D`` and ``Y_lm`` (function-major
+    blocks), its atomic base ``A`` (all m) and ``A1``. Returns ``(nn, rho_core)``, with
+    ``nn = -1 - p`` when pair ``p`` is closer than the first spline node."""
+    nn = gather_neighbours(i, mu_i, first, nbr_j, nbr_d, species, nelem, rcut, rmin,
+                           rr, hx, hy, hz, pidx, sp_off)
+    if nn < 0:
+        return nn, 0.0
+    for a in range(A.shape[0]):
+        A[a] = 0.0
+    for a in range(A1.shape[0]):
+        A1[a] = 0.0
+    nfs = spline.shape[2]
+    ylm_block(nn, lmax, ylm_coef, hx, hy, hz, P, dP, Er, Ei, Yr, Yi)
+    rho_core = 0.0
+    for mu in range(nelem):
+        s0 = sp_off[mu]
+        s1 = sp_off[mu + 1]
+        if s1 == s0:
+            continue
+        pair = mu_i * nelem + mu
+        splines_block(spline, pair, rr, s0, s1, rscale[pair], nlut[pair], V, D)
+        accumulate_A(mu, s0, s1, nradmax, nradbase, lmax, V, Yr, Yi, A, A1)
+        for q in range(s0, s1):
+            rho_core += V[nfs - 1, q]
+    # negative m from A_{l,-m} = (-1)^m conj(A_{l,m})
+    nlm = (lmax + 1) * (lmax + 1)
+    for mn in range(nelem * nradmax):
+        for l in range(1, lmax + 1):
+            c = mn * nlm + l * l + l
+            for m in range(1, l + 1):
+                v = A[c + m].conjugate()
+                A[c - m] = v if m % 2 == 0 else -v
+    return nn, rho_core
+
+
+@njit(cache=True, fastmath=_FM)
+def ylm_gradients(nn, lmax, hx, hy, hz, P, dP, Er, Ei, dYr, dYi):
+    """Tangential gradients ``dY[lm, a, q]`` (m >= 0, real and imaginary parts apart) of
+    ``Y_lm`` at ``nn`` unit vectors, from the blocks of :func:`ylm_block`; the gradient
+    with respect to the neighbour's position is ``dY / r``."""
+    for l in range(lmax + 1):
+        for m in range(l + 1):
+            k = l * (l + 1) // 2 + m
+            for q in range(nn):
+                x = hx[q]
+                y = hy[q]
+                z = hz[q]
+                p = P[k, q]
+                # gradient of the homogeneous extension (x+iy)^m P_lm(z): x and y parts
+                # m (x+iy)^(m-1) P (times 1 and i), z part (x+iy)^m dP/dz
+                gxr = 0.0
+                gxi = 0.0
+                if m > 0:
+                    gxr = m * p * Er[m - 1, q]
+                    gxi = m * p * Ei[m - 1, q]
+                gyr = -gxi
+                gyi = gxr
+                gzr = dP[k, q] * Er[m, q]
+                gzi = dP[k, q] * Ei[m, q]
+                rr_ = x * gxr + y * gyr + z * gzr
+                ri = x * gxi + y * gyi + z * gzi
+                dYr[k, 0, q] = gxr - rr_ * x
+                dYr[k, 1, q] = gyr - rr_ * y
+                dYr[k, 2, q] = gzr - rr_ * z
+                dYi[k, 0, q] = gxi - ri * x
+                dYi[k, 1, q] = gyi - ri * y
+                dYi[k, 2, q] = gzi - ri * z
+
+
 @njit(cache=True, fastmath=_FM)
 def contract_forces(mu, s0, s1, nradmax, nradbase, lmax, V, D, P, dP, Er, Ei,
                     W, W1, dE_dcore, rad, Tx, Ty, Tz, Ur, Ui, Vr, Vi):
@@ -380,35 +386,14 @@ def _site(
         pair_grad[p, 0] = 0.0
         pair_grad[p, 1] = 0.0
         pair_grad[p, 2] = 0.0
-    nn = gather_neighbours(i, mu_i, first, nbr_j, nbr_d, species, nelem, rcut, rmin,
-                           rr, hx, hy, hz, pidx, sp_off)
+    nn, rho_core = atomic_base(
+        i, mu_i, first, nbr_j, nbr_d, species,
+        nelem, lmax, nradmax, nradbase, spline, nlut, rscale, rcut, rmin, ylm_coef,
+        rr, hx, hy, hz, pidx, sp_off, V, D, P, dP, Er, Ei, Yr, Yi, A, A1,
+    )
     if nn < 0:
         overlap[i] = -1 - nn
         return 0.0
-    for a in range(A.shape[0]):
-        A[a] = 0.0
-    for a in range(A1.shape[0]):
-        A1[a] = 0.0
-    nfs = spline.shape[2]
-    ylm_block(nn, lmax, ylm_coef, hx, hy, hz, P, dP, Er, Ei, Yr, Yi)
-    rho_core = 0.0
-    for mu in range(nelem):
-        s0 = sp_off[mu]
-        s1 = sp_off[mu + 1]
-        if s1 == s0:
-            continue
-        pair = mu_i * nelem + mu
-        splines_block(spline, pair, rr, s0, s1, rscale[pair], nlut[pair], V, D)
-        accumulate_A(mu, s0, s1, nradmax, nradbase, lmax, V, Yr, Yi, A, A1)
-        for q in range(s0, s1):
-            rho_core += V[nfs - 1, q]
-    # negative m from A_{l,-m} = (-1)^m conj(A_{l,m})
-    for mn in range(nelem * nradmax):
-        for l in range(1, nl1):
-            c = mn * nlm + l * l + l
-            for m in range(1, l + 1):
-                v = A[c + m].conjugate()
-                A[c - m] = v if m % 2 == 0 else -v
 
     # ---- inner (core-density) cutoff
     fcut, dfcut = 1.0, 0.0
