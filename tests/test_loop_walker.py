@@ -78,6 +78,30 @@ def test_uncertainty_stop_makes_blowup_candidates_and_restarts(setup):
     np.testing.assert_allclose(r.state.atoms.positions, w.good.positions)   # last good frame
 
 
+def test_signals_and_kept_rows_match_the_design_rows(setup):
+    # force_std and energy_std come from one committee evaluation of the frame; they must
+    # equal the spread of the committee's predictions through the design rows
+    from aceal.descriptors import design_rows
+
+    cfg, basis, tables, base, seeds, ref, bundle, model, _ = setup
+    w = new_walker(0, base, 900.0, np.random.default_rng(1))
+    unc = {**cfg["uncertainty"], "force_std": [0.0, 10.0], "gamma": [0.0, 0.0]}
+    r = run_segment(w, model, tables, bundle, cfg["md"], unc, 900.0, np.random.default_rng(2),
+                    keep_rows=True)
+    assert r.blowup and [c.reason for c in r.candidates] == ["blowup"]   # rows kept there too
+    c = r.candidates[0]
+    rows = design_rows(tables, [c.atoms])[0]
+    np.testing.assert_allclose(c.rows.forces, rows.forces, atol=1e-12)
+    com = bundle.committee
+    fk = (rows.forces @ com.T).reshape(len(c.atoms), 3, -1)
+    fstd = np.sqrt(fk.var(axis=2, ddof=1).sum(axis=1))
+    assert c.signals["force_std_max"] == pytest.approx(fstd.max(), rel=1e-8)
+    estd = (rows.energy @ com.T).std(ddof=1) / len(c.atoms)
+    assert c.signals["energy_std"] == pytest.approx(estd, rel=1e-6, abs=1e-12)
+    w, r = _run(setup, unc={"force_std": [0.0, 10.0]})
+    assert all(c.rows is None for c in r.candidates)   # not kept unless asked
+
+
 def test_too_close_atoms_stop_without_bad_candidates(setup):
     w, r = _run(setup, md={"min_distance": 3.0})
     assert r.blowup == "too_close"

@@ -308,6 +308,7 @@ class Campaign:
         t0 = time.perf_counter()
         val = self._validate(model)
         timings["validation"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         fit_errors = self.refit.training_errors(post.mean)
         mdir = self.out / "models"
         mdir.mkdir(exist_ok=True)
@@ -320,6 +321,7 @@ class Campaign:
             self.store.add_model(path.read_text(), iteration=iteration,
                                  metrics={"train": fit_errors, "validation": val,
                                           "n_train": n})
+        timings["save"] = time.perf_counter() - t0
         self.state["bundle"] = bundle
         self.state["history"].append({"iteration": iteration,
                                       "reference_calls": self.state["reference_calls"],
@@ -439,11 +441,14 @@ class Campaign:
             if self.cfg["stopping"]["max_reference_calls"]:
                 budget = min(budget, self.cfg["stopping"]["max_reference_calls"]
                              - self.state["reference_calls"])
-            chosen, why = select_candidates([c for c, _ in cands], budget,
-                                            self.cfg["selection"]["method"],
+            method = self.cfg["selection"]["method"]
+            info = {}
+            if method == "information" and len(cands) > budget:
+                info = {"posterior": self.refit.posterior(), "weights": self.refit.weights}
+            chosen, why = select_candidates([c for c, _ in cands], budget, method,
                                             self.refit.config_means,
                                             self.cfg["selection"]["rare_event_priority"],
-                                            self.cfg["selection"]["priority_share"])
+                                            self.cfg["selection"]["priority_share"], **info)
             timings["selection"] = time.perf_counter() - t0
             pending = []
             for i, w in zip(chosen, why, strict=True):

@@ -63,7 +63,7 @@ def run_campaign(cfg: dict, output: str | Path | None = None, quiet: bool = Fals
     oracle = Oracle(ref["calculator"], cfg["base_dir"], timeout=ref["timeout"],
                     retries=ref["retries"], max_force=ref["max_force"], stress=ref["stress"])
     ctx = WorkerContext(basis, DesignTables(basis), oracle, cfg["md"], cfg["uncertainty"],
-                        threads)
+                        threads, keep_rows=cfg["selection"]["method"] == "information")
     if comm.rank != 0:
         serve(comm, ctx)
         return None

@@ -119,29 +119,40 @@ class WorkerContext:
     md: dict
     uncertainty: dict
     threads: int
+    keep_rows: bool = False
     _model: Any = None
+    _md_model: Any = None
     _version: int | None = None
 
     def model(self, bundle) -> Any:
-        """The ACE model of a bundle (cached per version)."""
+        """The ACE model of a bundle, with its committee (cached per version)."""
         if self._version != bundle.version or self._model is None:
+            from aceal.loop.walker import mean_model
             from aceal.model import ACEModel
 
             self._model = ACEModel(self.basis, bundle.coefficients, e0=bundle.e0,
                                    repulsion=bundle.repulsion, committee=bundle.committee)
+            self._md_model = mean_model(self._model)
             self._version = bundle.version
         return self._model
+
+    def md_model(self, bundle) -> Any:
+        """The mean model of a bundle (drives the MD; cached per version)."""
+        self.model(bundle)
+        return self._md_model
 
 
 def _walk(ctx: WorkerContext, bundle, jobs: Sequence[tuple]) -> list:
     from aceal.loop.walker import run_segment
 
     model = ctx.model(bundle)
+    md_model = ctx.md_model(bundle)
     out = []
     for state, temperature, seed in jobs:
         rng = np.random.default_rng(seed)
         out.append(run_segment(state, model, ctx.tables, bundle, ctx.md, ctx.uncertainty,
-                               temperature, rng, num_threads=ctx.threads))
+                               temperature, rng, num_threads=ctx.threads,
+                               keep_rows=ctx.keep_rows, md_model=md_model))
     return out
 
 

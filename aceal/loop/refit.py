@@ -166,8 +166,20 @@ class Refitter:
         self.active = build_active_set({z: np.vstack(v) for z, v in per_el.items()},
                                        rcond=ACTIVE_RCOND)
 
+    def posterior(self) -> Posterior:
+        """The posterior of the folded data (the last :meth:`solve`'s, else solved now)."""
+        if self.last_posterior is None:
+            self.last_posterior = self._solve()
+        return self.last_posterior
+
     def solve(self, rng: np.random.Generator) -> tuple[Posterior, np.ndarray]:
         """Solve the normal equations; returns the posterior and a ``(K, M)`` committee."""
+        post = self._solve()
+        committee = post.sample(self.cfg["committee"], rng)
+        self.last_posterior = post
+        return post, committee
+
+    def _solve(self) -> Posterior:
         ata, aty, yty, n = self.neq.total()
         prior = smoothness_prior(self.basis.degrees, self.cfg["prior"]["power"],
                                  self.cfg["prior"]["offset"])
@@ -175,9 +187,7 @@ class Refitter:
             post = fit_ridge(ata, aty, yty, n, prior, self.cfg["solver"]["lambda"])
         else:
             post = fit_bayesian(ata, aty, yty, n, prior, max_iter=self.cfg["solver"]["max_iter"])
-        committee = post.sample(self.cfg["committee"], rng)
-        self.last_posterior = post
-        return post, committee
+        return post
 
     def bundle(self, version: int, post: Posterior, committee: np.ndarray,
                repulsion: dict | None) -> ModelBundle:

@@ -2,8 +2,9 @@
 
 Wraps :func:`aceal.uncertainty.select_batch`: rare-event and blow-up candidates are taken
 first (``priority``, when ``rare_event_priority`` is on), the rest of the batch is the
-most diverse of the remaining candidates relative to the training set (``fps``,
-``d-optimal`` or ``entropy`` over the per-atom basis values).
+most informative (``information``: expected information gain under the current
+posterior) or most diverse (``fps``, ``d-optimal`` or ``entropy`` over the per-atom basis
+values relative to the training set) of the remaining candidates.
 """
 
 from __future__ import annotations
@@ -11,32 +12,58 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from ase import Atoms
 
 from aceal.loop.walker import Candidate
 
-__all__ = ["select_candidates"]
+__all__ = ["select_candidates", "unit_noise_rows"]
+
+
+def unit_noise_rows(atoms: Atoms, design, weights, beta: float) -> np.ndarray:
+    """The fit's rows of an unlabelled frame, scaled to unit observation noise.
+
+    Energy per atom, forces and virial per atom exactly as :func:`aceal.fit.assembly.
+    observations` builds them (same kinds, same per-kind and config-type weights ``w``),
+    each multiplied by ``sqrt(beta * w)`` with ``beta`` the posterior's noise precision of
+    the weighted residuals.  ``(r, M)``.
+    """
+    from aceal.fit.assembly import observations
+    from aceal.fit.data import Labels
+
+    n = len(atoms)
+    labels = Labels(0.0, np.zeros((n, 3)), np.zeros(6) if atoms.pbc.all() else None,
+                    str(atoms.info.get("config_type", "default")), 1.0)
+    e0 = {s: 0.0 for s in set(atoms.get_chemical_symbols())}
+    obs = observations(atoms, design, labels, weights, e0)
+    return np.vstack([r * np.sqrt(beta * obs.weights[k]) for k, r in obs.rows.items()])
 
 
 def select_candidates(candidates: Sequence[Candidate], n: int, method: str,
                       training_means: np.ndarray | None, rare_event_priority: bool = True,
-                      priority_share: float = 0.5) -> tuple[list[int], list[str]]:
+                      priority_share: float = 0.5, posterior=None,
+                      weights=None) -> tuple[list[int], list[str]]:
     """Choose at most ``n`` candidates to label.
 
     Parameters
     ----------
     candidates
-        Walker candidates (with their per-atom descriptors).
+        Walker candidates (with their per-atom descriptors; with their design rows for
+        ``information``).
     n
         Batch size (reference calls this iteration).
     method
-        ``"fps"``, ``"d-optimal"`` or ``"entropy"`` (see :mod:`aceal.uncertainty.selection`).
+        ``"information"``, ``"fps"``, ``"d-optimal"`` or ``"entropy"`` (see
+        :mod:`aceal.uncertainty.selection`).
     training_means
         ``(n_train, M)`` mean descriptor of each training configuration, or ``None``.
     rare_event_priority
-        Take rare-event and blow-up candidates first, then fill the batch by diversity.
+        Take rare-event and blow-up candidates first, then fill the batch.
     priority_share
         At most this fraction of the batch (rounded up) is taken by priority; if there are
-        more priority candidates, the most diverse of them are taken.
+        more priority candidates, the best of them by ``method`` are taken.
+    posterior, weights
+        ``information`` only: the current :class:`aceal.fit.solvers.Posterior` and the
+        fit's :class:`aceal.fit.Weights`.
 
     Returns
     -------
@@ -57,15 +84,27 @@ def select_candidates(candidates: Sequence[Candidate], n: int, method: str,
     if training_means is not None and len(training_means):
         training = [row[None, :] for row in training_means]
     descriptors = [c.descriptors for c in candidates]
+    extra: dict = {}
+    if method == "information":
+        if posterior is None or weights is None or any(c.rows is None for c in candidates):
+            raise ValueError("selection method 'information' needs the posterior, the fit "
+                             "weights and the candidates' design rows")
+        extra = {"rows": [unit_noise_rows(c.atoms, c.rows, weights, posterior.beta)
+                          for c in candidates],
+                 "factor": posterior._factor()}
     n_pri = min(len(priority), int(np.ceil(priority_share * n)))
     if n_pri == 0:
         priority = []
     elif n_pri < len(priority):
-        # more rare-event/blow-up frames than their share: the most diverse of them
+        # more rare-event/blow-up frames than their share: the best of them by `method`
+        sub_extra = {k: v for k, v in extra.items() if k != "rows"}
+        if "rows" in extra:
+            sub_extra["rows"] = [extra["rows"][i] for i in priority]
         sub = select_batch([descriptors[i] for i in priority], n_pri, method=method,
-                           training=training)
+                           training=training, **sub_extra)
         priority = [priority[i] for i in sub.indices]
-    sel = select_batch(descriptors, n, method=method, training=training, priority=priority)
+    sel = select_batch(descriptors, n, method=method, training=training, priority=priority,
+                       **extra)
     reasons = [f"priority ({candidates[i].reason})" if i in priority else r
                for i, r in zip(sel.indices, sel.reasons, strict=True)]
     return list(sel.indices), reasons

@@ -29,7 +29,7 @@ from ase.parallel import DummyMPI
 from aceal.loop.structures import min_distance
 
 __all__ = ["WalkerState", "Candidate", "SegmentResult", "ModelBundle", "run_segment",
-           "new_walker", "signal_thresholds"]
+           "new_walker", "signal_thresholds", "mean_model"]
 
 
 @dataclass
@@ -95,6 +95,9 @@ class Candidate:
         ``(n_atoms, M)`` per-atom basis values (for the diverse batch selection).
     detail
         Free text (the threshold verdict, the events, the blow-up cause).
+    rows
+        Design rows of the frame (:func:`aceal.descriptors.design_rows`) when the walker
+        was asked to keep them (``selection.method: information``), else ``None``.
     """
 
     atoms: Atoms
@@ -105,6 +108,7 @@ class Candidate:
     step: int
     md_time: float
     detail: str = ""
+    rows: object = None
 
 
 @dataclass
@@ -140,6 +144,15 @@ def new_walker(walker_id: int, atoms: Atoms, temperature: float, rng: np.random.
                        sites=atoms.positions.copy())
 
 
+def mean_model(model):
+    """``model`` without its committee (what drives the MD: one coefficient vector)."""
+    from aceal.model import ACEModel
+
+    if model.committee is None:
+        return model
+    return ACEModel(model.basis, model.coefficients, e0=model.e0, repulsion=model.repulsion)
+
+
 def signal_thresholds(unc_cfg: dict) -> dict[str, tuple[float, float]]:
     """``{signal: (collect, stop)}`` of the configured signals."""
     names = {"force_std": "force_std", "energy_std": "energy_std", "gamma": "gamma"}
@@ -148,34 +161,42 @@ def signal_thresholds(unc_cfg: dict) -> dict[str, tuple[float, float]]:
 
 
 class _Signals:
-    """Per-frame uncertainty signals from the design rows and per-atom basis values."""
+    """Per-frame uncertainty signals of a sampled frame.
 
-    def __init__(self, tables, bundle: ModelBundle, elements: list[str], need_forces: bool,
+    The committee spreads come from one committee evaluation of the frame
+    (:class:`aceal.ACECalculator` computes the ``K`` members in the same kernel pass as
+    the mean), the extrapolation grade from the per-atom basis values.  The MD itself runs
+    on the mean model only, so the committee is paid for once per sample, not per step.
+    """
+
+    def __init__(self, tables, bundle: ModelBundle, model, elements: list[str],
                  num_threads: int | None) -> None:
         from ase.data import atomic_numbers
 
+        from aceal.calculator import ACECalculator
+
         self.tables = tables
         self.bundle = bundle
-        self.need_forces = need_forces
         self.threads = num_threads
         basis = tables.basis
         self.columns = {atomic_numbers[el]: np.flatnonzero(basis.species == mu)
                         for mu, el in enumerate(elements)}
+        self.calc = ACECalculator(model, num_threads=num_threads)
 
     def __call__(self, atoms: Atoms) -> tuple[dict[str, np.ndarray | float], np.ndarray]:
-        from aceal.descriptors import design_rows, per_atom_basis
+        from aceal.descriptors import per_atom_basis
         from aceal.uncertainty.active_set import extrapolation_grade
 
-        com = self.bundle.committee
-        b = per_atom_basis(self.tables, atoms, num_threads=self.threads)
-        out: dict[str, np.ndarray | float] = {}
         n = len(atoms)
-        site = b @ com.T                        # (N, K) committee site energies minus E0
-        out["energy_std"] = float(site.sum(axis=0).std(ddof=1)) / n
-        if self.need_forces:
-            rows = design_rows(self.tables, [atoms], num_threads=self.threads)[0]
-            fk = (rows.forces @ com.T).reshape(n, 3, -1)   # (N, 3, K)
-            out["force_std"] = np.sqrt(fk.var(axis=2, ddof=1).sum(axis=1))
+        out: dict[str, np.ndarray | float] = {}
+        if self.bundle.committee is not None and len(self.bundle.committee) > 1:
+            self.calc.calculate(atoms, ["energy", "forces"])
+            out["energy_std"] = float(self.calc.results["energy_std"]) / n
+            out["force_std"] = np.asarray(self.calc.results["forces_std"], dtype=float)
+        else:
+            out["energy_std"] = 0.0
+            out["force_std"] = np.zeros(n)
+        b = per_atom_basis(self.tables, atoms, num_threads=self.threads)
         gamma = np.full(n, np.inf)
         for z, inv in self.bundle.inverses.items():
             mask = atoms.numbers == z
@@ -183,6 +204,12 @@ class _Signals:
                 gamma[mask] = extrapolation_grade(b[np.ix_(mask, self.columns[z])], inv)
         out["gamma"] = gamma
         return out, b
+
+    def rows(self, atoms: Atoms):
+        """Design rows of a frame (energy, forces, stress): only for candidates."""
+        from aceal.descriptors import design_rows
+
+        return design_rows(self.tables, [atoms], num_threads=self.threads)[0]
 
 
 def _dynamics(atoms: Atoms, md: dict, temperature: float, rng: np.random.Generator):
@@ -223,7 +250,8 @@ def _sane(atoms: Atoms, min_dist: float) -> str | None:
 
 def run_segment(state: WalkerState, model, tables, bundle: ModelBundle, md: dict, unc: dict,
                 temperature: float, rng: np.random.Generator,
-                num_threads: int | None = None) -> SegmentResult:
+                num_threads: int | None = None, keep_rows: bool = False,
+                md_model=None) -> SegmentResult:
     """Run one MD segment of a walker with the current model.
 
     Parameters
@@ -231,7 +259,8 @@ def run_segment(state: WalkerState, model, tables, bundle: ModelBundle, md: dict
     state
         The walker (not modified; the new state is in the result).
     model
-        The current :class:`aceal.model.ACEModel` (mean coefficients drive the MD).
+        The current :class:`aceal.model.ACEModel` with its committee (the uncertainty of
+        sampled frames).
     tables
         :class:`aceal.descriptors.DesignTables` of the campaign basis.
     bundle
@@ -244,16 +273,23 @@ def run_segment(state: WalkerState, model, tables, bundle: ModelBundle, md: dict
         Generator for the Langevin noise and new velocities.
     num_threads
         numba threads of this rank.
+    keep_rows
+        Attach the design rows to every candidate (for ``selection.method:
+        information``); computed for candidates only.
+    md_model
+        The model that drives the MD (the mean, without committee); default: ``model``
+        without its committee.
     """
     from aceal.calculator import ACECalculator
     from aceal.uncertainty import RareEventMonitor, threshold_select
 
     thresholds = signal_thresholds(unc)
     collect_thr = {k: (lo, np.inf) for k, (lo, hi) in thresholds.items()}
-    signals_fn = _Signals(tables, bundle, list(model.elements), "force_std" in thresholds,
-                          num_threads)
+    signals_fn = _Signals(tables, bundle, model, list(model.elements), num_threads)
+    if md_model is None:
+        md_model = mean_model(model)
     atoms = state.atoms.copy()
-    atoms.calc = ACECalculator(model, num_threads=num_threads)
+    atoms.calc = ACECalculator(md_model, num_threads=num_threads)
     dyn = _dynamics(atoms, md, temperature, rng)
     rare = unc["rare_events"]
     monitor = None
@@ -342,4 +378,7 @@ def run_segment(state: WalkerState, model, tables, bundle: ModelBundle, md: dict
                     momenta=atoms.get_momenta())
         result.state = WalkerState(state.walker_id, cur, good, new_time, state.restarts,
                                    state.structure, sites)
+    if keep_rows:
+        for c in result.candidates:
+            c.rows = signals_fn.rows(c.atoms)
     return result
