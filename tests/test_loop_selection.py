@@ -30,6 +30,25 @@ def test_gain_matches_log_det_and_conditions_on_picks():
     assert gains[0] >= gains[1] >= gains[2] > 0
 
 
+def test_lazy_greedy_equals_plain_greedy():
+    # plain greedy with an explicit covariance: every candidate re-scored after each pick
+    rng = np.random.default_rng(7)
+    m = 9
+    lf = rng.normal(size=(m, m)) * 0.4
+    rows = [rng.normal(size=(int(rng.integers(1, 4)), m)) for _ in range(12)]
+    sigma, expect = lf @ lf.T, []
+    for _ in range(6):
+        best = max((i for i in range(12) if i not in expect),
+                   key=lambda i: _gain(rows[i], sigma))
+        expect.append(best)
+        x = rows[best]
+        sigma = sigma - sigma @ x.T @ np.linalg.solve(np.eye(len(x)) + x @ sigma @ x.T,
+                                                      x @ sigma)
+    idx, gains = greedy_information_gain(rows, 6, lf)
+    assert idx == expect
+    assert np.all(np.diff(gains) <= 1e-12)
+
+
 def test_duplicate_is_not_picked_twice():
     # two copies of the most informative candidate: after the first is labelled the copy
     # is worth less than a different, individually weaker candidate

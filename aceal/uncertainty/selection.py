@@ -332,7 +332,8 @@ def greedy_information_gain(
     indices, gains : list of int, list of float
         Picks in order and each one's information gain (nats) at the time it was picked.
 
-    Cost: ``O(n_c r M k)`` to start, ``O(n_c r^2 M)`` per pick.
+    Cost: ``O(n_c r M k)`` to start; per pick ``O(r^2 M)`` for each candidate whose gain
+    has to be re-evaluated (lazy greedy: usually a few).
     """
     x = [np.atleast_2d(np.asarray(r, dtype=float)) for r in rows]
     if not x:
@@ -344,43 +345,46 @@ def greedy_information_gain(
             raise AcealInputError(f"candidate rows have {r.shape[1]} columns, posterior {m}")
         if not np.isfinite(r).all():
             raise AcealInputError("candidate design rows contain NaN or inf")
-    # C_c = X_c Sigma X_c^T, kept up to date as Sigma is conditioned on picks:
-    # Sigma <- Sigma - W W^T with W = Sigma X*^T chol(I + X* Sigma X*^T)^{-T}
+    # C_c = X_c Sigma X_c^T under the current Sigma = L L^T - sum_p W_p W_p^T, where each
+    # pick p adds W_p = Sigma X_p^T chol(I + X_p Sigma X_p^T)^{-T}.  Lazy greedy: gains only
+    # shrink as Sigma is conditioned, so a candidate's C_c is brought up to date (its
+    # missing downdates applied) only when its last gain could still be the largest.
     g = [r @ lf for r in x]
     gram = [gi @ gi.T for gi in g]
-    downdates: list[np.ndarray] = []          # the W's, (M, r*) each
+    applied = [0] * len(x)
+    downdates: list[np.ndarray] = []          # the W's, (M, r_p) each
 
-    def sigma_times(xt: np.ndarray) -> np.ndarray:   # Sigma @ xt for the current Sigma
-        out = lf @ (lf.T @ xt)
-        for w in downdates:
-            out -= w @ (w.T @ xt)
-        return out
+    def refresh(c: int) -> float:
+        for w in downdates[applied[c]:]:
+            p = x[c] @ w
+            gram[c] -= p @ p.T
+        applied[c] = len(downdates)
+        return 0.5 * float(np.linalg.slogdet(np.eye(len(gram[c])) + gram[c])[1])
 
     def condition(c: int) -> None:
-        sx = sigma_times(x[c].T)                       # (M, r)
-        ch = np.linalg.cholesky(np.eye(x[c].shape[0]) + x[c] @ sx)
-        w = np.linalg.solve(ch, sx.T).T                # Sigma X^T C^{-T}
-        downdates.append(w)
-        for i in range(len(x)):
-            p = x[i] @ w
-            gram[i] -= p @ p.T
-
-    def gain(c: int) -> float:
-        return 0.5 * float(np.linalg.slogdet(np.eye(len(gram[c])) + gram[c])[1])
+        refresh(c)
+        sx = lf @ (lf.T @ x[c].T)                      # Sigma @ X^T, (M, r)
+        for w in downdates:
+            sx -= w @ (w.T @ x[c].T)
+        ch = np.linalg.cholesky(np.eye(x[c].shape[0]) + gram[c])
+        downdates.append(np.linalg.solve(ch, sx.T).T)  # Sigma X^T C^{-T}
 
     excluded = {int(e) for e in exclude}
     for c in sorted(excluded):
         condition(c)
+    available = [i for i in range(len(x)) if i not in excluded]
+    bound = {i: refresh(i) for i in available}         # upper bounds of the gains
     indices: list[int] = []
     gains: list[float] = []
-    available = [i for i in range(len(x)) if i not in excluded]
-    while available and len(indices) < n:
-        values = [gain(i) for i in available]
-        k = int(np.argmax(values))
-        best = available.pop(k)
+    while bound and len(indices) < n:
+        while True:
+            best = max(bound, key=lambda i: (bound[i], -i))
+            if applied[best] == len(downdates):
+                break
+            bound[best] = refresh(best)
         indices.append(best)
-        gains.append(values[k])
-        if available and len(indices) < n:
+        gains.append(bound.pop(best))
+        if bound and len(indices) < n:
             condition(best)
     return indices, gains
 
