@@ -237,3 +237,28 @@ def test_crash_between_store_commit_and_state_is_not_relabelled(tmp_path, monkey
     assert it1["reference_calls"] == 0
     with open_store(out / "train.zarr") as store:
         assert len(store.indices(iteration=1)) == n1
+
+
+@pytest.mark.parametrize("ranks", [1, pytest.param(2, marks=[pytest.mark.mpi, pytest.mark.skipif(
+    not _has_mpi(), reason="needs mpi4py and mpiexec")])])
+def test_information_selection_campaign(tmp_path, ranks):
+    # every sampled frame is a candidate; the batch is chosen by information gain under the
+    # posterior on rank 0 from design rows computed by the walker ranks
+    out = tmp_path / "info"
+    cfg = tiny_config(out, selection={"method": "information", "batch_size": 3},
+                      uncertainty={"force_std": [0.0, 2.0], "gamma": None},
+                      stopping={"max_iterations": 2})
+    path = write_config(tmp_path / "c.yaml", cfg)
+    cmd = [sys.executable, "-m", "aceal.loop.cli", str(path)]
+    if ranks > 1:
+        mpiexec = str(MPIEXEC) if MPIEXEC.is_file() else shutil.which("mpiexec")
+        cmd = [mpiexec, "-n", str(ranks), *cmd]
+    r = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = _check_campaign(out, 2)
+    for rec in res["log"][1:]:
+        assert rec["candidates"] > rec["selected"] == 3
+    with open_store(out / "train.zarr") as store:
+        picked = [a.info["selection"]["picked"] for a in store[store.indices(source="walker")]]
+    assert len(picked) == 6 and all(p.startswith("information: gain") for p in picked)
