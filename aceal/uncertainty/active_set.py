@@ -132,7 +132,10 @@ class ActiveSetInverse:
 def _row_space(b: np.ndarray, rcond: float) -> np.ndarray:
     """Orthonormal basis (n_features, r) of the numerical row space of ``b``."""
     r_factor = scipy.linalg.qr(b, mode="r")[0] if b.shape[0] > b.shape[1] else b
-    _, s, vt = scipy.linalg.svd(r_factor, full_matrices=False, lapack_driver="gesvd")
+    try:  # divide and conquer: ~5x faster on ~1000 features
+        _, s, vt = scipy.linalg.svd(r_factor, full_matrices=False, lapack_driver="gesdd")
+    except np.linalg.LinAlgError:  # gesdd did not converge: the robust QR iteration
+        _, s, vt = scipy.linalg.svd(r_factor, full_matrices=False, lapack_driver="gesvd")
     if s[0] == 0.0:
         raise AcealInputError("all descriptors are zero: no active set")
     return vt[s > rcond * s[0]].T
