@@ -105,3 +105,18 @@ def write_config(path: Path, cfg: dict) -> Path:
 
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
+
+
+class SometimesFailingEMT(EMT):
+    """EMT whose every 13th call raises and every 29th returns NaN forces (counted per
+    process); never hangs, so it can drive reference MD."""
+
+    count = 0
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        SometimesFailingEMT.count += 1
+        if SometimesFailingEMT.count % 13 == 3:
+            raise RuntimeError("SCF did not converge (simulated)")
+        if SometimesFailingEMT.count % 29 == 5:
+            self.results["forces"] = self.results["forces"] * np.nan

@@ -76,3 +76,31 @@ def test_campaign_survives_flaky_reference(tmp_path):
         assert len(store) >= 2                       # the successes were kept
         assert summary["failures"] == len(fails)
         assert all(np.isfinite(a.get_forces()).all() for a in store[:])
+
+
+def test_validation_md_survives_reference_failures(tmp_path):
+    """Reference failures during the validation-set MD restart the MD from the last good
+    frame instead of aborting the campaign; every frame keeps a correct label."""
+    from ase.calculators.emt import EMT
+
+    from aceal.loop.log import read_log
+    from aceal.store import read_configurations
+    from tests.loop_helpers import SometimesFailingEMT
+
+    SometimesFailingEMT.count = 0
+    cfg = tiny_config(tmp_path / "out",
+                      reference={"calculator": {"class": "tests.loop_helpers.SometimesFailingEMT"},
+                                 "retries": 2},
+                      validation={"frames": 3, "steps_between": 6},
+                      stopping={"max_iterations": 1})
+    cfg = validate_campaign_config(cfg, ROOT)
+    run_campaign(cfg, quiet=True)
+    frames = read_configurations(tmp_path / "out" / "validation.xyz")
+    assert len(frames) == 3
+    for f in frames:
+        a = f.copy()
+        a.calc = EMT()
+        np.testing.assert_allclose(f.get_forces(), a.get_forces(), atol=1e-10)
+    it0 = [r for r in read_log(tmp_path / "out" / "log.jsonl")
+           if r["event"] == "iteration" and r["iteration"] == 0]
+    assert it0[0]["validation_failures"] >= 1

@@ -248,29 +248,60 @@ class Campaign:
         if vcfg["frames"] == 0:
             return []
         rng = np.random.default_rng([self.cfg["seed"], 7])
-        calc = self.engine.ctx.oracle.factory()
-        frames, calls = [], 0
+        oracle = self.engine.ctx.oracle
+        frames, calls, failures = [], 0, 0
         n_struct = len(self.structures)
         per = [vcfg["frames"] // n_struct + (k < vcfg["frames"] % n_struct)
                for k in range(n_struct)]
-        for s, n in zip(self.structures, per, strict=True):
+        self.progress.say(f"validation set: {vcfg['frames']} frames from "
+                          f"{vcfg['frames'] * vcfg['steps_between']} MD steps with the reference")
+        for k, (s, n) in enumerate(zip(self.structures, per, strict=True)):
             if n == 0:
                 continue
             a = Atoms(s.numbers, positions=s.positions, cell=s.cell, pbc=s.pbc)
-            a.calc = calc
             maxwell_boltzmann(a, 2 * vcfg["temperature"], rng)
-            dyn = Langevin(a, vcfg["timestep"] * fs, temperature_K=vcfg["temperature"],
-                           friction=0.02 / fs, fixcm=False, rng=rng, comm=DummyMPI())
-            for _ in range(n):
-                dyn.run(vcfg["steps_between"])
-                calls += vcfg["steps_between"]
-                f = Atoms(a.numbers, positions=a.positions, cell=a.cell, pbc=a.pbc)
-                res = {"energy": a.get_potential_energy(), "forces": a.get_forces()}
-                if a.pbc.all():
-                    res["stress"] = a.get_stress()
-                f.calc = SinglePointCalculator(f, **res)
-                f.info["config_type"] = s.info.get("config_type", "validation")
-                frames.append(f)
+            good = (a.positions.copy(), a.get_momenta())
+            done, tries = 0, 0
+            while done < n:
+                # a failing reference call (exception, NaN, absurd force) restarts the MD
+                # from the last frame with a fresh calculator, up to the oracle's retries
+                a.calc = oracle.factory()
+                dyn = Langevin(a, vcfg["timestep"] * fs, temperature_K=vcfg["temperature"],
+                               friction=0.02 / fs, fixcm=False, rng=rng, comm=DummyMPI())
+                try:
+                    while done < n:
+                        dyn.run(vcfg["steps_between"])
+                        calls += vcfg["steps_between"]
+                        res = {"energy": float(a.get_potential_energy()),
+                               "forces": np.array(a.get_forces())}
+                        if a.pbc.all():
+                            res["stress"] = np.array(a.get_stress())
+                        fmax = np.abs(res["forces"]).max(initial=0.0)
+                        if not (np.isfinite(res["energy"]) and fmax <= oracle.max_force):
+                            raise ValueError(f"energy {res['energy']}, max |force| {fmax:.3g}")
+                        f = Atoms(a.numbers, positions=a.positions, cell=a.cell, pbc=a.pbc)
+                        f.calc = SinglePointCalculator(f, **res)
+                        f.info["config_type"] = s.info.get("config_type", "validation")
+                        frames.append(f)
+                        done += 1
+                        tries = 0  # counts consecutive failures
+                        good = (a.positions.copy(), a.get_momenta())
+                except KeyboardInterrupt:
+                    raise
+                except Exception as err:  # the reference code may raise anything
+                    failures += 1
+                    tries += 1
+                    msg = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+                    if tries > oracle.retries + 1:
+                        self.progress.say(f"validation set: structure {k} given up after "
+                                          f"{tries} failed reference calls ({msg})")
+                        break
+                    self.progress.say(f"validation set: reference failed ({msg}); MD "
+                                      "restarts from the last good frame")
+                    a.positions = good[0]
+                    a.set_momenta(good[1])
+        if failures:
+            self.state["validation_failures"] = failures
         write_xyz(path, frames, overwrite=True)
         self.state["validation_reference_calls"] = calls
         return frames
@@ -385,6 +416,7 @@ class Campaign:
                              selected=0, n_train=len(self.store), **lab,
                              reference_calls_total=self.state["reference_calls"],
                              validation_reference_calls=self.state["validation_reference_calls"],
+                             validation_failures=self.state.get("validation_failures", 0),
                              fit=fit_errors, validation=val, timings=timings, trace=[])
         self.state["phase"] = "done"
         self._save_state()
