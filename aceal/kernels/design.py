@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from aceal.kernels.evaluate import atomic_base, ylm_gradients
+from aceal.kernels.evaluate import atomic_base, neighbour_scratch, ylm_gradients
 
 
 @njit(cache=True)
@@ -67,20 +67,9 @@ def design_rows(
         maxq = max(maxq, fch_off[h + 1] - fch_off[h])
     nchunks = min(nconf, 4 * nthreads) if nconf > 0 else 0
     for chunk in prange(nchunks):
-        rr = np.empty(maxnb)
-        hx = np.empty(maxnb)
-        hy = np.empty(maxnb)
-        hz = np.empty(maxnb)
-        pidx = np.empty(maxnb, dtype=np.int64)
-        sp_off = np.empty(nelem + 1, dtype=np.int64)
-        V = np.empty((nfs, maxnb))
-        D = np.empty((nfs, maxnb))
-        P = np.empty((nlmh, maxnb))
-        dP = np.empty((nlmh, maxnb))
-        Er = np.empty((lmax + 1, maxnb))
-        Ei = np.empty((lmax + 1, maxnb))
-        Yr = np.empty((nlmh, maxnb))
-        Yi = np.empty((nlmh, maxnb))
+        rr, hx, hy, hz, pidx, sp_off, V, D, P, dP, Er, Ei, Yr, Yi = neighbour_scratch(
+            maxnb, nelem, nfs, lmax
+        )
         A = np.empty(nelem * max(nradmax, 1) * nlm, dtype=np.complex128)
         W = np.zeros(nelem * max(nradmax, 1) * nlm, dtype=np.complex128)
         A1 = np.empty(nelem * max(nradbase, 1))
@@ -214,24 +203,12 @@ def basis_values(
     for i in range(nat):
         maxnb = max(maxnb, first[i + 1] - first[i])
     nlm = (lmax + 1) * (lmax + 1)
-    nlmh = (lmax + 1) * (lmax + 2) // 2
     nfs = spline.shape[2]
     nchunks = min(nat, 4 * nthreads) if nat > 0 else 0
     for chunk in prange(nchunks):
-        rr = np.empty(maxnb)
-        hx = np.empty(maxnb)
-        hy = np.empty(maxnb)
-        hz = np.empty(maxnb)
-        pidx = np.empty(maxnb, dtype=np.int64)
-        sp_off = np.empty(nelem + 1, dtype=np.int64)
-        V = np.empty((nfs, maxnb))
-        D = np.empty((nfs, maxnb))
-        P = np.empty((nlmh, maxnb))
-        dP = np.empty((nlmh, maxnb))
-        Er = np.empty((lmax + 1, maxnb))
-        Ei = np.empty((lmax + 1, maxnb))
-        Yr = np.empty((nlmh, maxnb))
-        Yi = np.empty((nlmh, maxnb))
+        rr, hx, hy, hz, pidx, sp_off, V, D, P, dP, Er, Ei, Yr, Yi = neighbour_scratch(
+            maxnb, nelem, nfs, lmax
+        )
         A = np.empty(nelem * max(nradmax, 1) * nlm, dtype=np.complex128)
         W = np.empty(1, dtype=np.complex128)
         A1 = np.empty(nelem * max(nradbase, 1))

@@ -229,6 +229,21 @@ def accumulate_A(mu, s0, s1, nradmax, nradbase, lmax, V, Yr, Yi, A, A1):
 
 
 @njit(cache=True)
+def neighbour_scratch(maxnb, nelem, nfs, lmax):
+    """Per-thread scratch of :func:`atomic_base` for up to ``maxnb`` neighbours:
+    ``rr, hx, hy, hz, pidx, sp_off, V, D, P, dP, Er, Ei, Yr, Yi``."""
+    nlmh = (lmax + 1) * (lmax + 2) // 2
+    return (
+        np.empty(maxnb), np.empty(maxnb), np.empty(maxnb), np.empty(maxnb),
+        np.empty(maxnb, dtype=np.int64), np.empty(nelem + 1, dtype=np.int64),
+        np.empty((nfs, maxnb)), np.empty((nfs, maxnb)),
+        np.empty((nlmh, maxnb)), np.empty((nlmh, maxnb)),
+        np.empty((lmax + 1, maxnb)), np.empty((lmax + 1, maxnb)),
+        np.empty((nlmh, maxnb)), np.empty((nlmh, maxnb)),
+    )  # fmt: skip
+
+
+@njit(cache=True)
 def atomic_base(
     i, mu_i, first, nbr_j, nbr_d, species,
     nelem, lmax, nradmax, nradbase, spline, nlut, rscale, rcut, rmin, ylm_coef,
@@ -694,24 +709,12 @@ def evaluate_atoms(
         maxnodes = max(maxnodes, tree_off[mu + 1] - tree_off[mu])
     nchunks = min(nat, 4 * nthreads) if nat > 0 else 0
     nlm = (lmax + 1) * (lmax + 1)
-    nlmh = (lmax + 1) * (lmax + 2) // 2
     nd = rho_out.shape[1]
     nfs = spline.shape[2]
     for c in prange(nchunks):
-        rr = np.empty(maxnb)
-        hx = np.empty(maxnb)
-        hy = np.empty(maxnb)
-        hz = np.empty(maxnb)
-        pidx = np.empty(maxnb, dtype=np.int64)
-        sp_off = np.empty(nelem + 1, dtype=np.int64)
-        V = np.empty((nfs, maxnb))
-        D = np.empty((nfs, maxnb))
-        P = np.empty((nlmh, maxnb))
-        dP = np.empty((nlmh, maxnb))
-        Er = np.empty((lmax + 1, maxnb))
-        Ei = np.empty((lmax + 1, maxnb))
-        Yr = np.empty((nlmh, maxnb))
-        Yi = np.empty((nlmh, maxnb))
+        rr, hx, hy, hz, pidx, sp_off, V, D, P, dP, Er, Ei, Yr, Yi = neighbour_scratch(
+            maxnb, nelem, nfs, lmax
+        )
         A = np.empty(nelem * nradmax * nlm, dtype=np.complex128)
         W = np.empty(nelem * nradmax * nlm, dtype=np.complex128)
         A1 = np.empty(nelem * max(nradbase, 1))
