@@ -84,6 +84,12 @@ class _Collector:
             }
         )
 
+    def pair(self, suite, element, prop, unit, reference: dict, model: dict, *keys):
+        """:meth:`add` of the value at ``reference[k1][k2]...`` and the same in ``model``."""
+        for k in keys:
+            reference, model = reference[k], model[k]
+        self.add(suite, element, prop, unit, reference, model)
+
 
 def run_validation(
     model_calc: Calculator,
@@ -171,30 +177,15 @@ def run_validation(
         if suite == "bulk":
             for el in cubic:
                 eos = {r: lattice(r, el) for r in calcs}
-                col.add(suite, el, "a0", "Å", eos["reference"]["a0_A"], eos["model"]["a0_A"])
-                col.add(
-                    suite,
-                    el,
-                    "E0",
-                    "eV/atom",
-                    eos["reference"]["e0_eV_per_atom"],
-                    eos["model"]["e0_eV_per_atom"],
-                )
-                col.add(
-                    suite,
-                    el,
-                    "B (E-V fit)",
-                    "GPa",
-                    eos["reference"]["B_GPa"],
-                    eos["model"]["B_GPa"],
-                )
+                ref, mod = eos["reference"], eos["model"]
+                col.pair(suite, el, "a0", "Å", ref, mod, "a0_A")
+                col.pair(suite, el, "E0", "eV/atom", ref, mod, "e0_eV_per_atom")
+                col.pair(suite, el, "B (E-V fit)", "GPa", ref, mod, "B_GPa")
                 cij = {
                     r: bulk.elastic_constants(el, c, a0=eos[r]["a0_A"]) for r, c in calcs.items()
                 }
                 for k in ("C11", "C12", "C44"):
-                    col.add(
-                        suite, el, k, "GPa", cij["reference"][f"{k}_GPa"], cij["model"][f"{k}_GPa"]
-                    )
+                    col.pair(suite, el, k, "GPa", cij["reference"], cij["model"], f"{k}_GPa")
                 curves.setdefault("eos", {})[el] = eos
                 curves.setdefault("elastic", {})[el] = cij
         elif suite == "defects":
@@ -214,40 +205,14 @@ def run_validation(
                             el, c, a0=a, size=s["vacancy_size"]
                         )
                 ref, mod = res["reference"], res["model"]
-                col.add(
-                    suite,
-                    el,
-                    "E_vac formation",
-                    "eV",
-                    ref["vacancy"]["Evac_eV"],
-                    mod["vacancy"]["Evac_eV"],
-                )
-                col.add(
-                    suite,
-                    el,
-                    "E_vac migration (NEB)",
-                    "eV",
-                    ref["migration"]["Em_eV"],
-                    mod["migration"]["Em_eV"],
-                )
+                col.pair(suite, el, "E_vac formation", "eV", ref, mod, "vacancy", "Evac_eV")
+                col.pair(suite, el, "E_vac migration (NEB)", "eV", ref, mod, "migration", "Em_eV")
                 for facet in ("100", "110", "111"):
-                    col.add(
-                        suite,
-                        el,
-                        f"gamma({facet})",
-                        "J/m²",
-                        ref["surfaces"][facet]["gamma_J_per_m2"],
-                        mod["surfaces"][facet]["gamma_J_per_m2"],
-                    )
+                    col.pair(suite, el, f"gamma({facet})", "J/m²", ref, mod,
+                             "surfaces", facet, "gamma_J_per_m2")  # fmt: skip
                 if s["interstitial"]:
-                    col.add(
-                        suite,
-                        el,
-                        "E_int formation",
-                        "eV",
-                        ref["interstitial"]["Eint_eV"],
-                        mod["interstitial"]["Eint_eV"],
-                    )
+                    col.pair(suite, el, "E_int formation", "eV", ref, mod,
+                             "interstitial", "Eint_eV")  # fmt: skip
                 curves.setdefault("defects", {})[el] = res
         elif suite == "fewbody":
             ref = fewbody.fewbody_curves(
@@ -259,19 +224,13 @@ def run_validation(
             )
             for key in ref["dimers"]:
                 dr, dm = ref["dimers"][key], mod["dimers"][key]
-                col.add(suite, key, "dimer r_min", "Å", dr["r_min_A"], dm["r_min_A"])
-                col.add(suite, key, "dimer E_min", "eV", dr["e_min_eV"], dm["e_min_eV"])
+                col.pair(suite, key, "dimer r_min", "Å", dr, dm, "r_min_A")
+                col.pair(suite, key, "dimer E_min", "eV", dr, dm, "e_min_eV")
                 col.add(suite, key, "dimer curve RMSE (E_ref<2 eV)", "eV", 0.0, _curve_rmse(dr, dm))
             for key in ref["trimers"]:
                 tr, tm = ref["trimers"][key], mod["trimers"][key]
-                col.add(
-                    suite,
-                    key,
-                    "trimer equilateral E_min",
-                    "eV",
-                    tr["equilateral"]["e_min_eV"],
-                    tm["equilateral"]["e_min_eV"],
-                )
+                col.pair(suite, key, "trimer equilateral E_min", "eV", tr, tm,
+                         "equilateral", "e_min_eV")  # fmt: skip
                 col.add(
                     suite,
                     key,
@@ -299,25 +258,10 @@ def run_validation(
                 for temp in s["md_temperatures_K"]:
                     key = f"T{int(round(temp))}"
                     rr, mm = res["reference"][key], res["model"][key]
-                    col.add(
-                        suite,
-                        el,
-                        f"RDF 1st peak {key[1:]} K",
-                        "Å",
-                        rr["first_peak_A"],
-                        mm["first_peak_A"],
-                    )
-                    col.add(
-                        suite, el, f"D {key[1:]} K", "Å²/ps", rr["D_A2_per_ps"], mm["D_A2_per_ps"]
-                    )
-                col.add(
-                    suite,
-                    el,
-                    "NVE drift",
-                    "eV/atom/ps",
-                    res["reference"]["nve"]["drift_eV_per_atom_per_ps"],
-                    res["model"]["nve"]["drift_eV_per_atom_per_ps"],
-                )
+                    col.pair(suite, el, f"RDF 1st peak {key[1:]} K", "Å", rr, mm, "first_peak_A")
+                    col.pair(suite, el, f"D {key[1:]} K", "Å²/ps", rr, mm, "D_A2_per_ps")
+                col.pair(suite, el, "NVE drift", "eV/atom/ps", res["reference"], res["model"],
+                         "nve", "drift_eV_per_atom_per_ps")  # fmt: skip
                 curves.setdefault("dynamics", {})[el] = res
         elif suite == "rare_events":
             curves["rare_events"] = {}
@@ -365,22 +309,8 @@ def run_validation(
                     for r, c in calcs.items()
                 }
                 ref, mod = res["reference"], res["model"]
-                col.add(
-                    suite,
-                    el,
-                    "screw E per length",
-                    "eV/Å",
-                    ref["E_per_length_eV_per_A"],
-                    mod["E_per_length_eV_per_A"],
-                )
-                col.add(
-                    suite,
-                    el,
-                    "core |DD|/b (3 core pairs)",
-                    "-",
-                    ref["core_dd_over_b"],
-                    mod["core_dd_over_b"],
-                )
+                col.pair(suite, el, "screw E per length", "eV/Å", ref, mod, "E_per_length_eV_per_A")
+                col.pair(suite, el, "core |DD|/b (3 core pairs)", "-", ref, mod, "core_dd_over_b")
                 col.add(
                     suite,
                     el,
