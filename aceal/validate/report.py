@@ -65,6 +65,16 @@ def _plt():
     return plt
 
 
+def _save(fig, out: Path, name: str) -> str:
+    """Lay out, write ``out/name`` (PNG, 90 dpi), close; returns ``name``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=90)
+    plt.close(fig)
+    return name
+
+
 def _labels(meta):
     return {"reference": f"reference: {meta['reference']}", "model": f"model: {meta['model']}"}
 
@@ -87,11 +97,7 @@ def _plot_eos(curves, meta, out: Path) -> list[str]:
         ax.set_ylabel("E - E_min (eV/atom)")
         ax.set_title(f"{el} E-V ({eos['reference']['structure']})")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        name = f"eos_{el}.png"
-        fig.savefig(out / name, dpi=90)
-        plt.close(fig)
-        files.append(name)
+        files.append(_save(fig, out, f"eos_{el}.png"))
     return files
 
 
@@ -111,11 +117,7 @@ def _plot_neb(curves, meta, out: Path) -> list[str]:
         ax.set_ylabel("E - E_initial (eV)")
         ax.set_title(f"{el} vacancy hop (CI-NEB)")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        name = f"neb_{el}.png"
-        fig.savefig(out / name, dpi=90)
-        plt.close(fig)
-        files.append(name)
+        files.append(_save(fig, out, f"neb_{el}.png"))
     return files
 
 
@@ -143,11 +145,7 @@ def _plot_md(curves, meta, out: Path) -> list[str]:
         ax.set_ylabel("E_tot - E_tot(0) (eV/atom)")
         ax.set_title(f"{el} NVE energy")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        name = f"md_{el}.png"
-        fig.savefig(out / name, dpi=90)
-        plt.close(fig)
-        files.append(name)
+        files.append(_save(fig, out, f"md_{el}.png"))
     return files
 
 
@@ -164,10 +162,7 @@ def _plot_errors(rows, out: Path) -> list[str]:
     ax.barh([k for k, _ in rel][::-1], [100 * v for _, v in rel][::-1], color="tab:orange")
     ax.set_xlabel("relative error (%)")
     ax.tick_params(axis="y", labelsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "errors.png", dpi=90)
-    plt.close(fig)
-    return ["errors.png"]
+    return [_save(fig, out, "errors.png")]
 
 
 def write_report(results: dict, out_dir: str | Path) -> dict:
