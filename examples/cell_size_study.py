@@ -55,6 +55,7 @@ from aceal.calculator import ACECalculator
 from aceal.fit import NormalEquations, Weights, error_metrics, get_labels, predict
 from aceal.fit.fitter import Dataset, assemble_data, build_basis, solve
 from aceal.fit.normal_equations import Block
+from aceal.jsonable import to_jsonable
 from aceal.model import ACEModel
 from aceal.reference import make_calculator
 
@@ -551,7 +552,7 @@ def run_study(
         "curves": curves(runs, settings),
         "timings_s": timings,
     }
-    (out / "cell_size_study.json").write_text(json.dumps(_jsonable(result), indent=1))
+    (out / "cell_size_study.json").write_text(json.dumps(to_jsonable(result), indent=1))
     plot_study(result, out / "cell_size_study.png")
     return result
 
@@ -667,23 +668,6 @@ def plot_study(result: dict[str, Any], path: str | Path) -> Path:
     return Path(path)
 
 
-def _jsonable(x: Any) -> Any:
-    """Plain JSON types (numpy scalars/arrays to Python; NaN/inf to None)."""
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, np.bool_ | bool):
-        return bool(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, float | np.floating):
-        return float(x) if math.isfinite(x) else None
-    return x
-
-
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
@@ -698,7 +682,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.replot:
         path = Path(args.replot)
         result = json.loads(path.read_text())
-        result["curves"] = _jsonable(curves(result["runs"], result["settings"]))
+        result["curves"] = to_jsonable(curves(result["runs"], result["settings"]))
         path.write_text(json.dumps(result, indent=1))
         print(f"redrew {plot_study(result, path.with_suffix('.png'))}")
         return result

@@ -8,26 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
+from aceal.jsonable import to_jsonable as _to_jsonable
+
 __all__ = ["write_report", "to_jsonable", "summary_table"]
 
 
 def to_jsonable(obj):
-    """Plain-JSON copy: numpy -> Python, NaN/inf -> None, Atoms dropped."""
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items() if k != "images"}
-    if isinstance(obj, list | tuple):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, np.bool_ | bool):
-        return bool(obj)
-    if isinstance(obj, np.integer | int):
-        return int(obj)
-    if isinstance(obj, np.floating | float):
-        return float(obj) if math.isfinite(obj) else None
-    if obj is None or isinstance(obj, str):
-        return obj
-    return str(obj)
+    """Plain-JSON copy: numpy -> Python, NaN/inf -> None, Atoms lists (``images``) dropped,
+    anything else as its string."""
+    return _to_jsonable(obj, drop=("images",), other=str)
 
 
 def _fmt(x, digits=4) -> str:
