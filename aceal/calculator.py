@@ -58,12 +58,10 @@ class ACECalculator(Calculator):
         is requested; the energy spreads come with every call either way.
     """
 
-    implemented_properties = [
-        "energy", "free_energy", "energies", "forces", "stress", "gamma",
-        "energy_std", "energies_std", "energy_committee", "forces_std", "forces_committee",
-    ]  # fmt: skip
     committee_properties = ("energy_std", "energies_std", "energy_committee", "forces_std",
                             "forces_committee")  # fmt: skip
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "gamma",
+                              *committee_properties]  # fmt: skip
 
     def __init__(
         self,
