@@ -276,9 +276,7 @@ class Campaign:
                                "forces": np.array(a.get_forces())}
                         if a.pbc.all():
                             res["stress"] = np.array(a.get_stress())
-                        fmax = np.abs(res["forces"]).max(initial=0.0)
-                        if not (np.isfinite(res["energy"]) and fmax <= oracle.max_force):
-                            raise ValueError(f"energy {res['energy']}, max |force| {fmax:.3g}")
+                        oracle.check(res["energy"], res["forces"], res.get("stress"), len(a))
                         f = Atoms(a.numbers, positions=a.positions, cell=a.cell, pbc=a.pbc)
                         f.calc = SinglePointCalculator(f, **res)
                         f.info["config_type"] = s.info.get("config_type", "validation")

@@ -137,15 +137,7 @@ class Oracle:
             stress = None
             if self.stress and bool(np.all(a.pbc)):
                 stress = np.array(a.get_stress(voigt=True), dtype=float)
-        if not np.isfinite(energy):
-            raise ValueError(f"non-finite energy {energy}")
-        if forces.shape != (len(a), 3) or not np.all(np.isfinite(forces)):
-            raise ValueError("non-finite forces")
-        fmax = float(np.abs(forces).max()) if forces.size else 0.0
-        if fmax > self.max_force:
-            raise ValueError(f"absurd force {fmax:.3g} eV/Å > max_force {self.max_force:g}")
-        if stress is not None and not np.all(np.isfinite(stress)):
-            raise ValueError("non-finite stress")
+        self.check(energy, forces, stress, len(a))
         out = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
         out.info = dict(atoms.info)
         res = {"energy": energy, "forces": forces}
@@ -153,6 +145,20 @@ class Oracle:
             res["stress"] = stress
         out.calc = SinglePointCalculator(out, **res)
         return out
+
+    def check(self, energy: float, forces: np.ndarray, stress: np.ndarray | None,
+              n_atoms: int) -> None:
+        """Raise ``ValueError`` for a broken result: non-finite energy, forces or stress,
+        or a force component above ``max_force`` (eV/Å)."""
+        if not np.isfinite(energy):
+            raise ValueError(f"non-finite energy {energy}")
+        if forces.shape != (n_atoms, 3) or not np.all(np.isfinite(forces)):
+            raise ValueError("non-finite forces")
+        fmax = float(np.abs(forces).max()) if forces.size else 0.0
+        if fmax > self.max_force:
+            raise ValueError(f"absurd force {fmax:.3g} eV/Å > max_force {self.max_force:g}")
+        if stress is not None and not np.all(np.isfinite(stress)):
+            raise ValueError("non-finite stress")
 
     def label(self, atoms: Atoms) -> OracleResult:
         """Label one structure; never raises for a failing reference calculation."""
