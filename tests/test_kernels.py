@@ -1,5 +1,5 @@
 """Kernel building blocks of the evaluator on their own: Y_lm block, radial splines and the
-product prefix tree (the end-to-end guards are test_pace_reference / test_calculator)."""
+product graph (the end-to-end guards are test_pace_reference / test_calculator)."""
 
 from __future__ import annotations
 

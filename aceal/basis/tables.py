@@ -9,13 +9,13 @@ Built once per model (plain numpy). Index conventions used by :mod:`aceal.kernel
   ``comb_off[mu0]:comb_off[mu0+1]``; term ``s`` multiplies the channels
   ``comb_aidx[comb_aoff[s]:comb_aoff[s+1]]`` with coefficients ``comb_coef[s, :ndensity]``
   and belongs to basis function ``comb_func[s]`` (index within the flat function list);
-* the energy kernel evaluates the product terms on a prefix tree (shared partial
-  products, as PACE's recursive evaluator), one block per central species: with each
-  term's channels sorted ascending, block ``tree_off[mu0]:tree_off[mu0+1]`` lists the
-  tree's nodes (local index ``j``; ``j = 0`` is the empty product), the
-  ``tree_nint[mu0]`` internal nodes first in level order, then the leaves;
-  node ``j`` is ``A[tree_chan[b+j]]`` times its parent ``tree_parent[b+j] < j``
-  (``b = tree_off[mu0]``); term ``s`` (same order as ``comb_*``) is the product at local node
+* the energy kernel evaluates the product terms on a product graph (shared partial
+  products, as PACE's recursive evaluator), one block per central species: block
+  ``tree_off[mu0]:tree_off[mu0+1]`` lists the nodes (local index ``j``; ``j = 0`` is the
+  empty product), the ``tree_nint[mu0]`` nodes with children first in level order, then
+  the leaves; node ``j`` is ``A[tree_chan[b+j]]`` times its parent ``tree_parent[b+j] < j``
+  (``b = tree_off[mu0]``), the parent being the node's channel multiset less one channel
+  (:func:`product_tree`); term ``s`` (same order as ``comb_*``) is the product at local node
   ``term_node[s]``; ``tree_coef[b+j, p]`` sums the coefficients of density ``p`` of the
   terms at node ``j`` (built from ``comb_coef`` at construction: rebuild the tables rather
   than editing ``comb_coef`` in place).
@@ -69,10 +69,10 @@ class KernelTables:
     comb_func: np.ndarray  # (ncomb,)
     rankmax: int
     nfunc: int  # number of functions (rank 1 and higher) over all species
-    # product terms on a prefix tree (energy kernel; see module docstring)
+    # product terms on a product graph (energy kernel; see module docstring)
     tree_off: np.ndarray | None = None  # (nelem + 1,)
-    tree_parent: np.ndarray | None = None  # (nnodes,) local
-    tree_chan: np.ndarray | None = None  # (nnodes,)
+    tree_parent: np.ndarray | None = None  # (nnodes,) uint32, local
+    tree_chan: np.ndarray | None = None  # (nnodes,) uint32
     tree_nint: np.ndarray | None = None  # (nelem,) internal nodes (incl. the root)
     term_node: np.ndarray | None = None  # (ncomb,) local
     tree_coef: np.ndarray | None = None  # (nnodes, ndensity)
@@ -95,44 +95,94 @@ class KernelTables:
         return self.nelem * self.nradmax * (self.lmax + 1) ** 2
 
 
+def _drop_one(key: tuple) -> list[tuple]:
+    """The distinct sub-multisets of the sorted tuple ``key`` with one channel removed."""
+    out: list[tuple] = []
+    for k in range(len(key)):
+        sub = key[:k] + key[k + 1 :]
+        if not out or sub != out[-1]:
+            out.append(sub)
+    return out
+
+
+def _choose_parents(keys) -> dict[tuple, tuple]:
+    """Parent of every node of a product graph holding the sorted channel tuples ``keys``:
+    each node is its parent times one ``A``, and a parent is a node with one channel less.
+    A node reuses an existing parent when it can (the one that most terms contain);
+    otherwise it gets the parent shared by the most terms, created recursively. This
+    shares far more partial products than a prefix tree (cu_template: 5510 nodes of
+    which 1473 have children, against 7670 and 3468)."""
+    shared: dict[tuple, int] = {}
+    for key in keys:
+        for sub in _drop_one(key):
+            shared[sub] = shared.get(sub, 0) + 1
+    parent: dict[tuple, tuple] = {}
+
+    def ensure(key: tuple) -> None:
+        stack = [key]
+        while stack:
+            x = stack[-1]
+            if x in parent or not x:
+                stack.pop()
+                continue
+            subs = _drop_one(x)
+            have = [c for c in subs if c in parent or not c]
+            if have:
+                parent[x] = max(have, key=lambda c: shared.get(c, 0))
+                stack.pop()
+            else:
+                stack.append(max(subs, key=lambda c: (shared.get(c, 0), c)))
+
+    for key in sorted(keys, key=lambda t: (len(t), t)):
+        ensure(key)
+    return parent
+
+
 def product_tree(comb_off, comb_aoff, comb_aidx):
-    """Prefix tree of the product terms, per central species (see module docstring):
-    internal nodes in level order, then the leaves. Level order keeps the nodes of one
+    """Product graph of the terms, per central species (see module docstring): every node
+    is its parent's product times one ``A`` (:func:`_choose_parents`); nodes with children
+    in level order, then the leaves sorted by parent. Level order keeps the nodes of one
     level independent of each other (no serial dependency chains in the forward and
     reverse passes); leaves only need the real part of their product."""
     off, parent, chan, nint = [0], [], [], []
     term_node = np.zeros(len(comb_aoff) - 1, dtype=np.int64)
     for mu in range(len(comb_off) - 1):
-        keys: dict[int, tuple] = {}
-        levels: dict[int, set] = {}
-        for s in range(int(comb_off[mu]), int(comb_off[mu + 1])):
-            chans = tuple(sorted(int(a) for a in comb_aidx[comb_aoff[s] : comb_aoff[s + 1]]))
-            keys[s] = chans
-            for k in range(1, len(chans) + 1):
-                levels.setdefault(k, set()).add(chans[:k])
+        keys = {s: tuple(sorted(int(a) for a in comb_aidx[comb_aoff[s] : comb_aoff[s + 1]]))
+                for s in range(int(comb_off[mu]), int(comb_off[mu + 1]))}  # fmt: skip
+        par = _choose_parents(set(keys.values()))
+        inner = set(par.values())
         local = {(): 0}
         order = [()]
-        parents = {key[:-1] for lev in levels.values() for key in lev}
-        for k in sorted(levels):  # internal nodes in level order
-            for key in sorted(levels[k] & parents, key=lambda t: (local[t[:-1]], t[-1])):
-                local[key] = len(order)
-                order.append(key)
+        for k in sorted({len(x) for x in inner if x}):
+            level = [x for x in inner if len(x) == k]
+            for x in sorted(level, key=lambda t: (local[par[t]], t)):
+                local[x] = len(order)
+                order.append(x)
         nint.append(len(order))
-        leaves = {key for lev in levels.values() for key in lev} - parents
-        for key in sorted(leaves, key=lambda t: (local[t[:-1]], t[-1])):  # then the leaves
-            local[key] = len(order)
-            order.append(key)
-        for key in order:
-            parent.append(local[key[:-1]] if key else 0)
-            chan.append(key[-1] if key else -1)
-        for s, chans in keys.items():
-            term_node[s] = local[chans]
+        for x in sorted(set(par) - inner, key=lambda t: (local[par[t]], t)):  # the leaves
+            local[x] = len(order)
+            order.append(x)
+        for x in order:
+            if not x:
+                parent.append(0)
+                chan.append(0)  # the root's channel is never read
+                continue
+            rest = list(par[x])
+            for a in x:  # the one channel of x that its parent lacks
+                if a in rest:
+                    rest.remove(a)
+                else:
+                    break
+            parent.append(local[par[x]])
+            chan.append(a)
+        for s, key in keys.items():
+            term_node[s] = local[key]
         off.append(len(parent))
-    i64 = np.int64
+    i64, u32 = np.int64, np.uint32  # unsigned node/channel indices: see kernels.evaluate._site
     return (
         np.array(off, dtype=i64),
-        np.array(parent, dtype=i64),
-        np.array(chan, dtype=i64),
+        np.array(parent, dtype=u32),
+        np.array(chan, dtype=u32),
         np.array(nint, dtype=i64),
         term_node,
     )

@@ -11,9 +11,10 @@ grouped by species, spline values and ``Y_lm`` are stored function-major
 (``[function, neighbour]``, real and imaginary parts apart) so that ``A`` accumulation and
 the force contraction are loops over neighbours that LLVM vectorises; the force
 contraction sums the weights over ``n`` first and never forms ``dY_lm`` (it uses
-``(x+iy)^m`` and ``dP_lm/dz``); the product terms are evaluated on a prefix tree with one
-forward and one reverse pass. :func:`atomic_base` (neighbours, splines, ``Y_lm``, ``A``)
-and :func:`ylm_gradients` also serve the design-matrix kernels.
+``(x+iy)^m`` and ``dP_lm/dz``); the product terms are evaluated on a product graph
+(:func:`aceal.basis.tables.product_tree`) with one forward and one reverse pass.
+:func:`atomic_base` (neighbours, splines, ``Y_lm``, ``A``) and :func:`ylm_gradients` also
+serve the design-matrix kernels.
 """
 
 from __future__ import annotations
@@ -417,7 +418,7 @@ def _site(
     elif rho_core > rho_cut[mu_i] - drho_cut[mu_i]:
         fcut, dfcut = poly_cutoff(rho_core, rho_cut[mu_i], drho_cut[mu_i])
 
-    # ---- densities: products on the prefix tree
+    # ---- densities: products on the product graph
     nd = rho.shape[0]
     for d in range(nd):
         rho[d] = 0.0
@@ -425,31 +426,31 @@ def _site(
         a1 = A1[r1_idx[f]]
         for d in range(nd):
             rho[d] += r1_coef[f, d] * a1
+    # this species' block of the tree; unsigned node and channel indices spare numba's
+    # negative-index checks in the two passes below (~30% of their time)
     tb = tree_off[mu_i]
     nloc = tree_off[mu_i + 1] - tb
     nint = tree_nint[mu_i]
+    tpar = tree_parent[tb : tb + nloc]
+    tch = tree_chan[tb : tb + nloc]
+    tcoef = tree_coef[tb : tb + nloc]
     tv[0] = 1.0
     for j in range(1, nint):
-        tv[j] = tv[tree_parent[tb + j]] * A[tree_chan[tb + j]]
-    for j in range(nint, nloc):  # leaves: only the real part is used
-        x = tv[tree_parent[tb + j]]
-        a = A[tree_chan[tb + j]]
-        tv[j] = x.real * a.real - x.imag * a.imag
-    if nd <= 2:
+        tv[j] = tv[tpar[j]] * A[tch[j]]
+    for d in range(nd):
+        dF[d] = 0.0
+    for j in range(1, nint):  # one sweep over the nodes (coefficient rows are contiguous)
+        t = tv[j].real
         for d in range(nd):
-            acc = 0.0
-            for j in range(1, nloc):
-                acc += tree_coef[tb + j, d] * tv[j].real
-            rho[d] += acc
-    else:  # many densities (committee): one sweep over the nodes (rows are contiguous)
+            dF[d] += tcoef[j, d] * t
+    for j in range(nint, nloc):  # leaves: only the real part is used, not stored
+        x = tv[tpar[j]]
+        a = A[tch[j]]
+        t = x.real * a.real - x.imag * a.imag
         for d in range(nd):
-            dF[d] = 0.0
-        for j in range(1, nloc):
-            t = tv[j].real
-            for d in range(nd):
-                dF[d] += tree_coef[tb + j, d] * t
-        for d in range(nd):
-            rho[d] += dF[d]
+            dF[d] += tcoef[j, d] * t
+    for d in range(nd):
+        rho[d] += dF[d]
     for d in range(nd):
         rho_out[i, d] = rho[d]
     F = embedding(emb_type[mu_i], rho, emb_params[mu_i], emb_ndens[mu_i], dF)
@@ -458,23 +459,25 @@ def _site(
         dF[d] *= fcut
 
     # ---- adjoint: reverse pass over the tree
-    for j in range(nloc):
+    for j in range(nint):
         theta = 0.0
         for d in range(nde):
-            theta += dF[d] * tree_coef[tb + j, d]
+            theta += dF[d] * tcoef[j, d]
         tadj[j] = theta
     for a in range(W.shape[0]):
         W[a] = 0.0
-    for j in range(nloc - 1, nint - 1, -1):  # leaves: real adjoint
-        g = tadj[j].real
-        par = tree_parent[tb + j]
-        ch = tree_chan[tb + j]
+    for j in range(nloc - 1, nint - 1, -1):  # leaves: real adjoint, their own seed
+        g = 0.0
+        for d in range(nde):
+            g += dF[d] * tcoef[j, d]
+        par = tpar[j]
+        ch = tch[j]
         W[ch] += g * tv[par]
         tadj[par] += g * A[ch]
     for j in range(nint - 1, 0, -1):  # then the internal nodes, children before parents
         g = tadj[j]
-        par = tree_parent[tb + j]
-        ch = tree_chan[tb + j]
+        par = tpar[j]
+        ch = tch[j]
         W[ch] += g * tv[par]
         tadj[par] += g * A[ch]
     for a in range(W1.shape[0]):
@@ -541,26 +544,29 @@ def _committee_gradients(
         for k in range(ncom):
             cW_r[a, k] = 0.0
             cW_i[a, k] = 0.0
+    tpar = tree_parent[tb : tb + nloc]  # unsigned indices, as in _site
+    tch = tree_chan[tb : tb + nloc]
+    tcoef = tree_coef[tb : tb + nloc]
     for j in range(nint):  # seeds of the internal nodes (real)
         for k in range(ncom):
-            cadj_r[j, k] = fcut * tree_coef[tb + j, 1 + k]
+            cadj_r[j, k] = fcut * tcoef[j, 1 + k]
             cadj_i[j, k] = 0.0
     for j in range(nloc - 1, nint - 1, -1):  # leaves: real adjoint = the seed
-        par = tree_parent[tb + j]
-        ch = tree_chan[tb + j]
+        par = tpar[j]
+        ch = tch[j]
         tr = tv[par].real
         ti = tv[par].imag
         ar = A[ch].real
         ai = A[ch].imag
         for k in range(ncom):
-            g = fcut * tree_coef[tb + j, 1 + k]
+            g = fcut * tcoef[j, 1 + k]
             cW_r[ch, k] += g * tr
             cW_i[ch, k] += g * ti
             cadj_r[par, k] += g * ar
             cadj_i[par, k] += g * ai
     for j in range(nint - 1, 0, -1):
-        par = tree_parent[tb + j]
-        ch = tree_chan[tb + j]
+        par = tpar[j]
+        ch = tch[j]
         tr = tv[par].real
         ti = tv[par].imag
         ar = A[ch].real
