@@ -134,8 +134,10 @@ def gather_neighbours(i, mu_i, first, nbr_j, nbr_d, species, nelem, rcut, rmin,
 def splines_block(spline, pair, rr, s0, s1, rscale, nlut, V, D):
     """Hermite lookup of all spline functions of ``pair`` for neighbours ``s0:s1``:
     values ``V[f, q]`` and radial derivatives ``D[f, q]`` (function-major)."""
+    q0 = np.uint64(s0)  # unsigned neighbour indices: no negative-index checks in the loops
+    q1 = np.uint64(s1)
     nfs = spline.shape[2]
-    for q in range(s0, s1):
+    for q in range(q0, q1):
         xs = rr[q] * rscale
         nl = int(xs)
         if nl >= nlut:
@@ -207,11 +209,13 @@ def ylm_block(nn, lmax, coef, hx, hy, hz, P, dP, Er, Ei, Yr, Yi):
 @njit(cache=True, fastmath=_FM)
 def accumulate_A(mu, s0, s1, nradmax, nradbase, lmax, V, Yr, Yi, A, A1):
     """Add the neighbours ``s0:s1`` (species ``mu``) to ``A`` (m >= 0) and ``A1``."""
+    q0 = np.uint64(s0)  # unsigned neighbour indices: no negative-index checks in the loops
+    q1 = np.uint64(s1)
     nl1 = lmax + 1
     nlm = nl1 * nl1
     for k in range(nradbase):
         acc = 0.0
-        for q in range(s0, s1):
+        for q in range(q0, q1):
             acc += V[k, q]
         A1[mu * nradbase + k] += acc * Y00
     for n in range(nradmax):
@@ -222,7 +226,7 @@ def accumulate_A(mu, s0, s1, nradmax, nradbase, lmax, V, Yr, Yi, A, A1):
             for m in range(l + 1):
                 sr = 0.0
                 si = 0.0
-                for q in range(s0, s1):
+                for q in range(q0, q1):
                     v = V[f, q]
                     sr += v * Yr[h + m, q]
                     si += v * Yi[h + m, q]
@@ -273,7 +277,7 @@ def atomic_base(
         pair = mu_i * nelem + mu
         splines_block(spline, pair, rr, s0, s1, rscale[pair], nlut[pair], V, D)
         accumulate_A(mu, s0, s1, nradmax, nradbase, lmax, V, Yr, Yi, A, A1)
-        for q in range(s0, s1):
+        for q in range(np.uint64(s0), np.uint64(s1)):
             rho_core += V[nfs - 1, q]
     # negative m from A_{l,-m} = (-1)^m conj(A_{l,m})
     nlm = (lmax + 1) * (lmax + 1)
@@ -326,10 +330,12 @@ def contract_forces(mu, s0, s1, nradmax, nradbase, lmax, V, D, P, dP, Er, Ei,
     """For neighbours ``s0:s1`` of species ``mu``: the radial coefficient ``rad`` (of the
     unit vector) and the Cartesian vector ``T`` (before projection and division by r)
     of ``dE/dr_ij`` from the folded weights ``W`` (m >= 0) and ``W1``."""
+    q0 = np.uint64(s0)  # unsigned neighbour indices: no negative-index checks in the loops
+    q1 = np.uint64(s1)
     nl1 = lmax + 1
     nlm = nl1 * nl1
     nfs = V.shape[0]
-    for q in range(s0, s1):
+    for q in range(q0, q1):
         rad[q] = dE_dcore * D[nfs - 1, q]
         Tx[q] = 0.0
         Ty[q] = 0.0
@@ -337,7 +343,7 @@ def contract_forces(mu, s0, s1, nradmax, nradbase, lmax, V, D, P, dP, Er, Ei,
     for k in range(nradbase):
         w1 = W1[mu * nradbase + k] * Y00
         if w1 != 0.0:
-            for q in range(s0, s1):
+            for q in range(q0, q1):
                 rad[q] += w1 * D[k, q]
     for l in range(nl1):
         for m in range(l + 1):
@@ -352,13 +358,13 @@ def contract_forces(mu, s0, s1, nradmax, nradbase, lmax, V, D, P, dP, Er, Ei,
                 wi = w.imag
                 if not used:
                     used = True
-                    for q in range(s0, s1):
+                    for q in range(q0, q1):
                         Ur[q] = wr * V[f, q]
                         Ui[q] = wi * V[f, q]
                         Vr[q] = wr * D[f, q]
                         Vi[q] = wi * D[f, q]
                 else:
-                    for q in range(s0, s1):
+                    for q in range(q0, q1):
                         Ur[q] += wr * V[f, q]
                         Ui[q] += wi * V[f, q]
                         Vr[q] += wr * D[f, q]
@@ -366,11 +372,11 @@ def contract_forces(mu, s0, s1, nradmax, nradbase, lmax, V, D, P, dP, Er, Ei,
             if not used:
                 continue
             if m == 0:
-                for q in range(s0, s1):
+                for q in range(q0, q1):
                     rad[q] += P[k, q] * Vr[q]
                     Tz[q] += dP[k, q] * Ur[q]
             else:
-                for q in range(s0, s1):
+                for q in range(q0, q1):
                     er = Er[m, q]
                     ei = Ei[m, q]
                     p = P[k, q]
@@ -625,13 +631,15 @@ def _committee_contract(ncom, mu, s0, s1, nradmax, nradbase, lmax, V, D, P, dP, 
     species ``mu``): per ``l`` the sums over ``n`` of all members' weights times the
     radial values and derivatives are one small matrix product
     ``[member, m, re/im] x n  @  n x [V | D]``."""
+    q0 = np.uint64(s0)  # unsigned neighbour indices: no negative-index checks in the loops
+    q1 = np.uint64(s1)
     nl1 = lmax + 1
     nlm = nl1 * nl1
     nfs = V.shape[0]
     ns = s1 - s0
     for k in range(ncom):
         dc = cdcore[k]
-        for q in range(s0, s1):
+        for q in range(q0, q1):
             radk[k, q] = dc * D[nfs - 1, q]
             Txk[k, q] = 0.0
             Tyk[k, q] = 0.0
@@ -639,7 +647,7 @@ def _committee_contract(ncom, mu, s0, s1, nradmax, nradbase, lmax, V, D, P, dP, 
         for k1 in range(nradbase):
             w1 = cW1[k, mu * nradbase + k1] * Y00
             if w1 != 0.0:
-                for q in range(s0, s1):
+                for q in range(q0, q1):
                     radk[k, q] += w1 * D[k1, q]
     Bl = bbuf[: nradmax * 2 * ns].reshape(nradmax, 2 * ns)
     for l in range(nl1):
@@ -664,17 +672,17 @@ def _committee_contract(ncom, mu, s0, s1, nradmax, nradbase, lmax, V, D, P, dP, 
             for k in range(ncom):
                 r = 2 * (m * ncom + k)
                 if m == 0:
-                    for q in range(ns):
-                        g = s0 + q
-                        radk[k, g] += P[kk, g] * Cl[r, ns + q]
+                    for g in range(q0, q1):
+                        q = g - q0
+                        radk[k, g] += P[kk, g] * Cl[r, q + q1 - q0]
                         Tzk[k, g] += dP[kk, g] * Cl[r, q]
                 else:
-                    for q in range(ns):
-                        g = s0 + q
+                    for g in range(q0, q1):
+                        q = g - q0
                         ur = Cl[r, q]
                         ui = Cl[r + 1, q]
-                        vr = Cl[r, ns + q]
-                        vi = Cl[r + 1, ns + q]
+                        vr = Cl[r, q + q1 - q0]
+                        vi = Cl[r + 1, q + q1 - q0]
                         er = Er[m, g]
                         ei = Ei[m, g]
                         pp = P[kk, g]
