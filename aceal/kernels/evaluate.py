@@ -472,7 +472,8 @@ def _site(
         tadj[j] = theta
     for a in range(W.shape[0]):
         W[a] = 0.0
-    for j in range(nloc - 1, nint - 1, -1):  # leaves: real adjoint, their own seed
+    for k in range(nloc - nint):  # leaves (last first): real adjoint, their own seed
+        j = np.uint64(nloc - 1 - k)
         g = 0.0
         for d in range(nde):
             g += dF[d] * tcoef[j, d]
@@ -480,7 +481,8 @@ def _site(
         ch = tch[j]
         W[ch] += g * tv[par]
         tadj[par] += g * A[ch]
-    for j in range(nint - 1, 0, -1):  # then the internal nodes, children before parents
+    for k in range(1, nint):  # then the internal nodes, children before parents
+        j = np.uint64(nint - k)
         g = tadj[j]
         par = tpar[j]
         ch = tch[j]
