@@ -559,7 +559,8 @@ def _committee_gradients(
         for k in range(ncom):
             cadj_r[j, k] = fcut * tcoef[j, 1 + k]
             cadj_i[j, k] = 0.0
-    for j in range(nloc - 1, nint - 1, -1):  # leaves: real adjoint = the seed
+    for jj in range(nloc - nint):  # leaves (last first): real adjoint = the seed
+        j = np.uint64(nloc - 1 - jj)
         par = tpar[j]
         ch = tch[j]
         tr = tv[par].real
@@ -572,7 +573,8 @@ def _committee_gradients(
             cW_i[ch, k] += g * ti
             cadj_r[par, k] += g * ar
             cadj_i[par, k] += g * ai
-    for j in range(nint - 1, 0, -1):
+    for jj in range(1, nint):  # internal nodes, children before parents
+        j = np.uint64(nint - jj)
         par = tpar[j]
         ch = tch[j]
         tr = tv[par].real
