@@ -27,14 +27,15 @@ def _function_value_and_adjoint(s0, s1, comb_aoff, comb_aidx, comb_coef, A, W, f
         rank = comb_aoff[s + 1] - o
         fw[0] = 1.0
         for t in range(rank):
-            fw[t + 1] = fw[t] * A[comb_aidx[o + t]]
+            fw[t + 1] = fw[t] * A[np.uint64(comb_aidx[o + t])]
         c = comb_coef[s, 0]
         value += c * fw[rank].real
         if adjoint:
             b = complex(c, 0.0)
             for t in range(rank - 1, -1, -1):
-                W[comb_aidx[o + t]] += fw[t] * b
-                b = b * A[comb_aidx[o + t]]
+                a = np.uint64(comb_aidx[o + t])
+                W[a] += fw[t] * b
+                b = b * A[a]
     return value
 
 
@@ -120,9 +121,10 @@ def design_rows(
                     energy_rows[c, k] += _function_value_and_adjoint(
                         s0, s1, comb_aoff, comb_aidx, comb_coef, A, W, fw, True
                     )
-                    # fold -m onto +m and clear W for the next function
-                    q0 = fch_off[h]
-                    q1 = fch_off[h + 1]
+                    # fold -m onto +m and clear W for the next function (unsigned
+                    # indices spare numba's negative-index checks, as in the evaluator)
+                    q0 = np.uint64(fch_off[h])
+                    q1 = np.uint64(fch_off[h + 1])
                     for q in range(q0, q1):
                         ch = fch_chan[q]
                         m = fch_m[q]
@@ -148,8 +150,8 @@ def design_rows(
                                 continue
                             wr = wf[q - q0].real
                             wi = wf[q - q0].imag
-                            lm = fch_lm[q]
-                            f = nradbase + fch_nl[q]
+                            lm = np.uint64(fch_lm[q])
+                            f = np.uint64(nradbase + fch_nl[q])
                             radial += D[f, jj] * (wr * Yr[lm, jj] - wi * Yi[lm, jj])
                             ro = V[f, jj] * inv
                             gx += ro * (wr * dYr[lm, 0, jj] - wi * dYi[lm, 0, jj])
