@@ -42,6 +42,27 @@ class SlowEMT(EMT):
                 os.fsync(f.fileno())
 
 
+class StuckEMT(EMT):
+    """EMT that, on structures with more than ``stuck_above`` atoms, blocks SIGALRM and
+    sleeps (like compiled code that never returns to the interpreter), or with
+    ``crash=True`` kills its own process with SIGSEGV (like a crashing Fortran code)."""
+
+    def __init__(self, stuck_above: int = 0, crash: bool = False, **kw) -> None:
+        super().__init__(**kw)
+        self.stuck_above = int(stuck_above)
+        self.crash = bool(crash)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        import signal
+
+        if len(atoms) > self.stuck_above:
+            if self.crash:
+                os.kill(os.getpid(), signal.SIGSEGV)
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+            time.sleep(60)
+        super().calculate(atoms, properties, system_changes)
+
+
 class FlakyEMT(Calculator):
     """EMT whose calls fail in turn: 1 raises, 2 NaN forces, 3 hangs, 4 absurd forces,
     0 (mod 5) succeeds -- counted per process."""

@@ -54,6 +54,39 @@ def test_each_failure_mode_and_retries(cu):
     assert r.ok and r.attempts == 5 and len(r.errors) == 4
 
 
+def test_process_isolation_survives_stuck_and_crashing_codes(cu):
+    """isolation='process': the same labels as in-process; a code that blocks SIGALRM
+    and hangs is killed at the timeout, a segfault is a recorded failure, and the next
+    call gets a fresh worker."""
+    small = bulk("Cu", "fcc", a=3.61)  # 1 atom: StuckEMT behaves as EMT
+    spec = {"class": "tests.loop_helpers.StuckEMT", "kwargs": {"stuck_above": 1}}
+    oracle = Oracle(spec, timeout=3.0, retries=0, isolation="process")
+    try:
+        ok = oracle.label(small)
+        ref = small.copy()
+        ref.calc = EMT()
+        assert ok.ok and ok.atoms.get_potential_energy() == ref.get_potential_energy()
+        np.testing.assert_array_equal(ok.atoms.get_stress(), ref.get_stress())
+        t0 = time.perf_counter()
+        stuck = oracle.label(cu)
+        assert time.perf_counter() - t0 < 10.0
+        assert not stuck.ok and "timeout after 3 s" in stuck.reason
+        assert oracle.label(small).ok  # a fresh worker
+    finally:
+        oracle.close()
+    crash = Oracle({**spec, "kwargs": {"stuck_above": 1, "crash": True}}, retries=1,
+                   isolation="process")
+    try:
+        r = crash.label(cu)
+        assert not r.ok and r.attempts == 2
+        assert all("died (signal 11)" in e for e in r.errors)
+        assert crash.label(small).ok
+    finally:
+        crash.close()
+    with pytest.raises(ValueError, match="isolation"):
+        Oracle("EMT", isolation="fork")
+
+
 def test_campaign_survives_flaky_reference(tmp_path):
     FlakyEMT.count = 0
     cfg = tiny_config(tmp_path / "out",

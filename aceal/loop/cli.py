@@ -61,9 +61,11 @@ def run_campaign(cfg: dict, output: str | Path | None = None, quiet: bool = Fals
     basis, _ = build_basis(cfg["basis"], cfg["elements"], structures)
     ref = cfg["reference"]
     oracle = Oracle(ref["calculator"], cfg["base_dir"], timeout=ref["timeout"],
-                    retries=ref["retries"], max_force=ref["max_force"], stress=ref["stress"])
+                    retries=ref["retries"], max_force=ref["max_force"], stress=ref["stress"],
+                    isolation=ref["isolation"])
     ctx = WorkerContext(basis, DesignTables(basis), oracle, cfg["md"], cfg["uncertainty"],
-                        threads, keep_rows=cfg["selection"]["method"] == "information")
+                        threads, keep_rows=cfg["selection"]["method"] in ("information",
+                                                                         "predictive"))
     if comm.rank != 0:
         serve(comm, ctx)
         return None

@@ -157,6 +157,7 @@ SCHEMA = Section({
         "retries": Value((int,), 1, check=_non_negative),
         "max_force": Value(_NUM, 50.0, check=_positive),
         "stress": Value((bool,), True),
+        "isolation": Value((str,), "none", choices=("none", "process")),
     }),
     "md": Section({
         "walkers": Value((int,), 2, check=_positive),
@@ -185,7 +186,7 @@ SCHEMA = Section({
     }),
     "selection": Section({
         "method": Value((str,), "fps",
-                        choices=("fps", "d-optimal", "entropy", "information")),
+                        choices=("fps", "d-optimal", "entropy", "information", "predictive")),
         "batch_size": Value((int,), 8, check=_positive),
         "rare_event_priority": Value((bool,), True),
         "priority_share": Value(_NUM, 0.5, check=lambda x: None if 0 <= x <= 1
