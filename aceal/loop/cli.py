@@ -64,8 +64,7 @@ def run_campaign(cfg: dict, output: str | Path | None = None, quiet: bool = Fals
                     retries=ref["retries"], max_force=ref["max_force"], stress=ref["stress"],
                     isolation=ref["isolation"])
     ctx = WorkerContext(basis, DesignTables(basis), oracle, cfg["md"], cfg["uncertainty"],
-                        threads, keep_rows=cfg["selection"]["method"] in ("information",
-                                                                         "predictive"))
+                        threads, keep_rows=cfg["selection"]["method"] == "information")
     if comm.rank != 0:
         serve(comm, ctx)
         return None

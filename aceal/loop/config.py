@@ -186,7 +186,7 @@ SCHEMA = Section({
     }),
     "selection": Section({
         "method": Value((str,), "fps",
-                        choices=("fps", "d-optimal", "entropy", "information", "predictive")),
+                        choices=("fps", "d-optimal", "entropy", "information")),
         "batch_size": Value((int,), 8, check=_positive),
         "rare_event_priority": Value((bool,), True),
         "priority_share": Value(_NUM, 0.5, check=lambda x: None if 0 <= x <= 1
