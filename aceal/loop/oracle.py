@@ -104,8 +104,8 @@ class _Isolated:
     MPI and threads; no re-import of the user's main script, unlike multiprocessing)."""
 
     def __init__(self, spec, base_dir, stress: bool) -> None:
-        to_child, self._out = os.pipe()
-        self._in, from_child = os.pipe()
+        to_child, outbox = os.pipe()
+        inbox, from_child = os.pipe()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "aceal.loop.reference_worker", str(to_child),
              str(from_child)],
@@ -113,27 +113,27 @@ class _Isolated:
         )  # fmt: skip
         os.close(to_child)
         os.close(from_child)
-        self.send = Connection(self._out, readable=False)
-        self.conn = Connection(self._in, writable=False)
-        self.send.send((spec, None if base_dir is None else str(base_dir), stress))
+        self.outbox = Connection(outbox, readable=False)
+        self.inbox = Connection(inbox, writable=False)
+        self.outbox.send((spec, None if base_dir is None else str(base_dir), stress))
 
     def label(self, atoms: Atoms, timeout: float):
         """``(energy, forces, stress or None)``; raises on timeout, crash or error."""
         try:
-            self.send.send((atoms.numbers, atoms.positions, atoms.cell[:], atoms.pbc))
+            self.outbox.send((atoms.numbers, atoms.positions, atoms.cell[:], atoms.pbc))
         except OSError:  # the worker is gone (BrokenPipeError)
             self.close()
             raise RuntimeError(self._death()) from None
-        if not self.conn.poll(timeout):
+        if not self.inbox.poll(timeout):
             self.close()
             raise ReferenceTimeout(f"timeout after {timeout:g} s (worker process killed)")
         try:
-            status, payload = self.conn.recv()
+            status, payload = self.inbox.recv()
         except (EOFError, OSError):
             self.close()
             raise RuntimeError(self._death()) from None
         if status != "ok":
-            raise RuntimeError(payload)
+            raise RuntimeError(payload)  # the oracle replaces the worker after any failure
         return payload
 
     def alive(self) -> bool:
@@ -148,7 +148,7 @@ class _Isolated:
         if self.alive():
             self.proc.kill()
         self.proc.wait()
-        for c in (self.send, self.conn):
+        for c in (self.outbox, self.inbox):
             if not c.closed:
                 c.close()
 

@@ -4,7 +4,8 @@ Started as ``python -m aceal.loop.reference_worker IN OUT`` with two inherited p
 descriptors (not stdin/stdout, which the reference code may print to). The first message
 is ``(spec, base_dir, stress)``; then each message ``(numbers, positions, cell, pbc)`` is
 answered with ``("ok", (energy, forces, stress or None))`` or ``("error", reason)``, until
-``None`` or the end of the pipe. After an error the calculator is made afresh.
+``None`` or the end of the pipe. The oracle replaces the whole worker after any failure,
+so a worker never needs a fresh calculator.
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ def serve(inbox: Connection, outbox: Connection) -> None:
         except Exception as err:  # the reference code may raise anything
             text = " ".join(str(err).split()) or type(err).__name__
             outbox.send(("error", f"{type(err).__name__}: {text}"[:300]))
-            calc = None
 
 
 if __name__ == "__main__":
