@@ -641,6 +641,7 @@ def _committee_contract(ncom, mu, s0, s1, nradmax, nradbase, lmax, V, D, P, dP, 
     nlm = nl1 * nl1
     nfs = V.shape[0]
     ns = s1 - s0
+    nsu = q1 - q0  # ns, unsigned
     for k in range(ncom):
         dc = cdcore[k]
         for q in range(q0, q1):
@@ -678,15 +679,15 @@ def _committee_contract(ncom, mu, s0, s1, nradmax, nradbase, lmax, V, D, P, dP, 
                 if m == 0:
                     for g in range(q0, q1):
                         q = g - q0
-                        radk[k, g] += P[kk, g] * Cl[r, q + q1 - q0]
+                        radk[k, g] += P[kk, g] * Cl[r, nsu + q]
                         Tzk[k, g] += dP[kk, g] * Cl[r, q]
                 else:
                     for g in range(q0, q1):
                         q = g - q0
                         ur = Cl[r, q]
                         ui = Cl[r + 1, q]
-                        vr = Cl[r, q + q1 - q0]
-                        vi = Cl[r + 1, q + q1 - q0]
+                        vr = Cl[r, nsu + q]
+                        vi = Cl[r + 1, nsu + q]
                         er = Er[m, g]
                         ei = Ei[m, g]
                         pp = P[kk, g]
