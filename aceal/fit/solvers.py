@@ -123,7 +123,7 @@ class Posterior:
         """Ridge parameter ``alpha / beta`` of the MAP problem."""
         return self.alpha / self.beta
 
-    def _factor(self) -> np.ndarray:
+    def factor(self) -> np.ndarray:
         """``L`` with ``Sigma = L L^T`` (``(M, M)``)."""
         s = 1.0 / np.sqrt(self.prior)
         d = 1.0 / np.sqrt(self.beta * self.eigvals + self.alpha)
@@ -131,14 +131,14 @@ class Posterior:
 
     def covariance(self) -> np.ndarray:
         """Posterior covariance ``Sigma = (beta A^T W A + alpha P)^-1`` (``(M, M)``)."""
-        f = self._factor()
+        f = self.factor()
         return f @ f.T
 
     def sample(self, n: int, seed: int | np.random.Generator | None = None) -> np.ndarray:
         """Draw ``n`` coefficient vectors from the posterior (``(n, M)``), e.g. a committee."""
         rng = np.random.default_rng(seed)
         z = rng.standard_normal((self.mean.size, int(n)))
-        return (self.mean[:, None] + self._factor() @ z).T
+        return (self.mean[:, None] + self.factor() @ z).T
 
     def predictive_variance(self, rows: np.ndarray, weights: float | np.ndarray | None = None
                             ) -> np.ndarray:
@@ -152,7 +152,7 @@ class Posterior:
             If given, the observation noise ``1 / (beta * w)`` of a row of weight ``w`` is
             added, giving the variance of a new observation.
         """
-        g = np.atleast_2d(np.asarray(rows, dtype=float)) @ self._factor()
+        g = np.atleast_2d(np.asarray(rows, dtype=float)) @ self.factor()
         var = np.einsum("ij,ij->i", g, g)
         if weights is not None:
             var = var + 1.0 / (self.beta * np.asarray(weights, dtype=float))

@@ -91,7 +91,7 @@ def select_candidates(candidates: Sequence[Candidate], n: int, method: str,
                              "weights and the candidates' design rows")
         extra = {"rows": [unit_noise_rows(c.atoms, c.rows, weights, posterior.beta)
                           for c in candidates],
-                 "factor": posterior._factor()}
+                 "factor": posterior.factor()}
     n_pri = min(len(priority), int(np.ceil(priority_share * n)))
     if n_pri == 0:
         priority = []

@@ -322,7 +322,7 @@ def greedy_information_gain(
     n : int
         Number to pick.
     factor : ndarray (M, k)
-        ``L`` with ``Sigma = L L^T`` (:meth:`aceal.fit.solvers.Posterior._factor`).
+        ``L`` with ``Sigma = L L^T`` (:meth:`aceal.fit.solvers.Posterior.factor`).
     exclude : sequence of int
         Candidates not to pick (e.g. already chosen); they still condition ``Sigma`` (they
         will be labelled).
