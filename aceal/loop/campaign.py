@@ -344,8 +344,8 @@ class Campaign:
         path = mdir / f"model-{iteration:04d}.yaml"
         model.save(path)
         ExtrapolationGrader(self.basis, bundle.inverses).save(path.with_suffix(".asi.npz"))
-        model.save(self.out / "model.yaml")
-        ExtrapolationGrader(self.basis, bundle.inverses).save(self.out / "model.asi.npz")
+        for src, latest in ((path, "model.yaml"), (path.with_suffix(".asi.npz"), "model.asi.npz")):
+            write_atomic(self.out / latest, src.read_bytes(), durable=False)  # the latest copy
         if not any(m.iteration == iteration for m in self.store.models()):
             self.store.add_model(path.read_text(), iteration=iteration,
                                  metrics={"train": fit_errors, "validation": val,
