@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -53,8 +54,6 @@ class StuckEMT(EMT):
         self.crash = bool(crash)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-        import signal
-
         if len(atoms) > self.stuck_above:
             if self.crash:
                 os.kill(os.getpid(), signal.SIGSEGV)
