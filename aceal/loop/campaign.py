@@ -343,8 +343,9 @@ class Campaign:
         mdir.mkdir(exist_ok=True)
         path = mdir / f"model-{iteration:04d}.yaml"
         model.save(path)
-        ExtrapolationGrader(self.basis, bundle.inverses).save(path.with_suffix(".asi.npz"))
-        for src, latest in ((path, "model.yaml"), (path.with_suffix(".asi.npz"), "model.asi.npz")):
+        asi = path.with_suffix(".asi.npz")
+        ExtrapolationGrader(self.basis, bundle.inverses).save(asi)
+        for src, latest in ((path, "model.yaml"), (asi, "model.asi.npz")):
             write_atomic(self.out / latest, src.read_bytes(), durable=False)  # the latest copy
         if not any(m.iteration == iteration for m in self.store.models()):
             self.store.add_model(path.read_text(), iteration=iteration,
