@@ -49,7 +49,7 @@ class ACECalculator(Calculator):
         numba threads for this calculator (default: numba's setting, i.e. all cores or
         ``NUMBA_NUM_THREADS``).
     active_set
-        An :class:`~aceal.uncertainty.grade.ExtrapolationGrader` or the path of its
+        An :class:`~aceal.grade.ExtrapolationGrader` or the path of its
         ``.asi.npz`` file. By default ``<model>.asi.npz`` next to a model file is used if it
         exists. Enables the ``gamma`` property.
     committee_forces
@@ -79,7 +79,7 @@ class ACECalculator(Calculator):
             sidecar = Path(model).with_suffix(".asi.npz")
             active_set = sidecar if sidecar.is_file() else None
         if active_set is not None and not hasattr(active_set, "inverses"):
-            from aceal.uncertainty.grade import ExtrapolationGrader
+            from aceal.grade import ExtrapolationGrader
 
             active_set = ExtrapolationGrader.load(self.model.basis, active_set)
         self.grader = active_set

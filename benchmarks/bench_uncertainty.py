@@ -32,7 +32,7 @@ from scipy.stats import rankdata, spearmanr
 from aceal import ACECalculator
 from aceal.fit.config import load_config
 from aceal.fit.fitter import run_fit
-from aceal.uncertainty.grade import ExtrapolationGrader
+from aceal.grade import ExtrapolationGrader
 
 REPO = Path(__file__).resolve().parents[1]
 

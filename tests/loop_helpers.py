@@ -140,3 +140,18 @@ class SometimesFailingEMT(EMT):
             raise RuntimeError("SCF did not converge (simulated)")
         if SometimesFailingEMT.count % 29 == 5:
             self.results["forces"] = self.results["forces"] * np.nan
+
+
+class HangsOnRankEMT(EMT):
+    """EMT that never returns on MPI rank ``rank`` (SIGALRM blocked, as in compiled
+    code), so only a deadline on the waiting rank can end the campaign."""
+
+    def __init__(self, rank: int = 1, **kw) -> None:
+        super().__init__(**kw)
+        self.rank = int(rank)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        if os.environ.get("PMI_RANK") == str(self.rank):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+            time.sleep(3600)
+        super().calculate(atoms, properties, system_changes)

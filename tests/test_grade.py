@@ -5,7 +5,7 @@ import pytest
 from ase.build import bulk, fcc111
 
 from aceal import ACECalculator
-from aceal.uncertainty.grade import ExtrapolationGrader
+from aceal.grade import ExtrapolationGrader
 from tests.conftest import random_linear_model
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import shutil
 import signal
 import subprocess
@@ -15,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aceal.errors import AcealInputError
 from aceal.loop.campaign import config_hash
 from aceal.loop.cli import run_campaign
 from aceal.loop.config import validate_campaign_config
 from aceal.loop.log import read_log
+from aceal.loop.state import load_state
 from aceal.store import open_store
 from tests.loop_helpers import ROOT, positions_hash, tiny_config, write_config
 
@@ -53,7 +54,7 @@ def _check_campaign(out: Path, max_iterations: int) -> dict:
         assert [m.iteration for m in models] == sorted({m.iteration for m in models})
         assert 0 in [m.iteration for m in models]
         assert all(np.isfinite(a.get_forces()).all() for a in images)
-    state = pickle.loads((out / "state.pkl").read_bytes())
+    state = load_state(out)
     assert state["phase"] == "finished" and state["iteration"] == max_iterations
     recs = read_log(out / "log.jsonl")
     its = [r for r in recs if r["event"] == "iteration"]
@@ -125,8 +126,8 @@ def _wait(pred, timeout: float, proc) -> None:
 
 def _state(out: Path) -> dict:
     try:
-        return pickle.loads((out / "state.pkl").read_bytes())
-    except (FileNotFoundError, EOFError, pickle.UnpicklingError):
+        return load_state(out) or {}
+    except AcealInputError:  # caught between two writes of a save
         return {}
 
 
@@ -222,7 +223,7 @@ def test_crash_between_store_commit_and_state_is_not_relabelled(tmp_path, monkey
     monkeypatch.setattr(Campaign, "_label_pending", crash_after_commit)
     with pytest.raises(_Crash):
         run_campaign(cfg, quiet=True)
-    state = pickle.loads((out / "state.pkl").read_bytes())
+    state = load_state(out)
     assert state["phase"] == "labelling" and state["iteration"] == 1
     pending = len(state["pending"])
     assert pending > 0
@@ -262,3 +263,16 @@ def test_information_selection_campaign(tmp_path, ranks):
     with open_store(out / "train.zarr") as store:
         picked = [a.info["selection"]["picked"] for a in store[store.indices(source="walker")]]
     assert len(picked) == 6 and all(p.startswith("information: gain") for p in picked)
+
+
+def test_legacy_pickled_state_is_refused_with_one_line(tmp_path, capsys):
+    from aceal.loop.cli import main
+
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "state.pkl").write_bytes(b"\x80\x04K\x01.")       # a pickle: never loaded
+    path = write_config(tmp_path / "c.yaml", tiny_config(out))
+    assert main([str(path), "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "state.pkl" in err[0] and "pickle" in err[0]
+    assert (out / "state.pkl").read_bytes() == b"\x80\x04K\x01."   # left as it was

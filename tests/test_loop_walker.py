@@ -9,7 +9,6 @@ from ase.calculators.emt import EMT
 
 from aceal import ACEBasis, ACEModel
 from aceal.descriptors import DesignTables
-from aceal.fit import NormalEquations
 from aceal.loop.config import validate_campaign_config
 from aceal.loop.refit import Refitter
 from aceal.loop.structures import build_structure, min_distance, seed_configurations
@@ -162,4 +161,4 @@ def test_refit_is_additive_and_restartable(setup):
     p1, _ = ref.solve(np.random.default_rng(0))
     # evidence maximisation amplifies round-off a little: same solution to ~1e-3
     np.testing.assert_allclose(p3.mean, p1.mean, rtol=5e-3, atol=1e-6)
-    assert isinstance(NormalEquations.load(d / "two" / "normal_equations.npz"), NormalEquations)
+    assert (d / "two" / "fit_state.npz").is_file()

@@ -74,10 +74,10 @@ def run(args: argparse.Namespace) -> int:
     model, model_label = _load_model(args)
     trajectory = None
     if args.trajectory:
-        from ase.io import read
+        from aceal import aseio
 
         try:
-            trajectory = read(args.trajectory, index=":")
+            trajectory = aseio.read(args.trajectory)
         except FileNotFoundError:
             raise
         except Exception as err:  # noqa: BLE001 - any reader failure is bad input

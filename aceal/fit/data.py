@@ -95,14 +95,12 @@ def read_configurations(path: str | Path, index: str | int | slice = ":") -> lis
         if not frames:
             raise AcealInputError(f"{p}: no configurations")
         return frames
-    import ase.io
+    from aceal import aseio
 
     try:
-        frames = ase.io.read(p, index=index)
+        frames = aseio.read(p, index=index)
     except Exception as err:  # ASE raises a zoo of exceptions on bad files
         raise AcealInputError(f"{p}: cannot read configurations ({err})") from err
-    if isinstance(frames, Atoms):
-        frames = [frames]
     if not frames:
         raise AcealInputError(f"{p}: no configurations")
     return list(frames)

@@ -242,12 +242,6 @@ def solve(neq: NormalEquations, degrees: np.ndarray, solver_cfg: dict, prior_cfg
     return post, e0_of
 
 
-def _weights(cfg: dict) -> Weights:
-    over = {ct: {k: v for k, v in d.items() if v is not None}
-            for ct, d in cfg["config_types"].items()}
-    return Weights(cfg["energy"], cfg["forces"], cfg["virial"], over)
-
-
 def _hyper(post: Posterior, neq: NormalEquations, cfg: dict, e0_fitted: np.ndarray) -> dict:
     res = neq.residual_norms(np.concatenate([post.mean, e0_fitted]))
     return {
@@ -313,7 +307,7 @@ def run_fit(cfg: dict, *, train: Sequence[str] | None = None, test: Sequence[str
     with timer("e0"):
         repulsion, baseline = make_repulsion(cfg["repulsion"], basis)
         e0 = reference_energies(cfg["e0"], train_data, elements, baseline)
-    weights = _weights(cfg["fit"]["weights"])
+    weights = Weights.from_config(cfg["fit"]["weights"])
 
     with timer("assembly"):
         e0_columns = elements if cfg["e0"]["method"] == "fit" else []

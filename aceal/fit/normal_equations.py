@@ -164,8 +164,8 @@ class NormalEquations:
         return {k: b.n_rows for k, b in self.blocks.items()}
 
     # ------------------------------------------------------------------ files
-    def save(self, path: str | Path) -> None:
-        """Write to an ``.npz`` file (uncompressed, exact)."""
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """The equations as named arrays (exact; keys start with ``prefix``)."""
         arrays: dict[str, np.ndarray] = {
             "n_basis": np.array(self.n_basis),
             "n_configs": np.array(self.n_configs),
@@ -177,20 +177,29 @@ class NormalEquations:
             arrays[f"{kind}_aty"] = b.aty
             arrays[f"{kind}_yty"] = np.array(b.yty)
             arrays[f"{kind}_n_rows"] = np.array(b.n_rows)
-        np.savez(path, **arrays)
+        return {prefix + k: v for k, v in arrays.items()}
+
+    @classmethod
+    def from_arrays(cls, f, prefix: str = "") -> NormalEquations:
+        """Inverse of :meth:`to_arrays` (``f``: a mapping such as an open ``.npz``)."""
+        blocks = {
+            str(kind): Block(f[f"{prefix}{kind}_ata"].copy(), f[f"{prefix}{kind}_aty"].copy(),
+                             float(f[f"{prefix}{kind}_yty"]), int(f[f"{prefix}{kind}_n_rows"]))
+            for kind in f[prefix + "kinds"]
+        }
+        return cls(int(f[prefix + "n_basis"]), blocks, int(f[prefix + "n_configs"]),
+                   int(f[prefix + "n_atoms"]))
+
+    def save(self, path: str | Path) -> None:
+        """Write to an ``.npz`` file (uncompressed, exact)."""
+        np.savez(path, **self.to_arrays())
 
     @classmethod
     def load(cls, path: str | Path) -> NormalEquations:
         """Read what :meth:`save` wrote."""
         try:
-            with np.load(path) as f:
-                n_basis = int(f["n_basis"])
-                blocks = {
-                    str(kind): Block(f[f"{kind}_ata"].copy(), f[f"{kind}_aty"].copy(),
-                                     float(f[f"{kind}_yty"]), int(f[f"{kind}_n_rows"]))
-                    for kind in f["kinds"]
-                }
-                return cls(n_basis, blocks, int(f["n_configs"]), int(f["n_atoms"]))
+            with np.load(path, allow_pickle=False) as f:
+                return cls.from_arrays(f)
         except (KeyError, ValueError, OSError) as err:
             if isinstance(err, FileNotFoundError):
                 raise

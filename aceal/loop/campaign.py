@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -36,16 +35,18 @@ from ase import Atoms
 
 from aceal.errors import AcealInputError
 from aceal.loop.coordinator import Engine
+from aceal.loop.faults import crash_point
 from aceal.loop.log import CampaignLog, Progress
 from aceal.loop.refit import Refitter
 from aceal.loop.selection import select_candidates
+from aceal.loop.state import STATE_FILE, load_state, save_state
 from aceal.loop.structures import build_structures, seed_configurations
 from aceal.loop.walker import ModelBundle, maxwell_boltzmann, new_walker
 from aceal.store.atomic import write_atomic
 
 __all__ = ["Campaign", "config_hash", "STATE_FILE"]
 
-STATE_FILE = "state.pkl"
+#: version of the state's contents (the file format has its own, in aceal.loop.state)
 STATE_VERSION = 1
 
 
@@ -107,18 +108,16 @@ class Campaign:
         self.state["wall_time"] = self.state.get("wall_time_before", 0.0) + (
             time.perf_counter() - self.t_run)
         self.state["rng"] = self.rng.bit_generator.state
-        write_atomic(self.state_path, pickle.dumps(self.state, protocol=4), durable=True)
+        save_state(self.out, self.state)
 
     def _load_state(self) -> bool:
-        if not self.state_path.is_file():
+        state = load_state(self.out)
+        if state is None:
             return False
-        try:
-            state = pickle.loads(self.state_path.read_bytes())
-        except Exception as err:
-            raise AcealInputError(f"{self.state_path}: unreadable campaign state ({err}); "
-                                  "move it away to start over") from None
         if state.get("version") != STATE_VERSION:
-            raise AcealInputError(f"{self.state_path}: unknown state version")
+            raise AcealInputError(f"{self.state_path}: campaign state version "
+                                  f"{state.get('version')!r}, this aceal resumes version "
+                                  f"{STATE_VERSION}; use another output directory")
         if state.get("fingerprint") != _fingerprint(self.cfg):
             raise AcealInputError(
                 f"{self.out}: holds a campaign with different elements, basis, e0, repulsion "
@@ -158,7 +157,9 @@ class Campaign:
                 self.state["reference_calls"] += attempts
                 self.state["failures"] += int(failed)
         t0 = time.perf_counter()
-        results = self.engine.label([p["atoms"] for p in todo]) if todo else []
+        results = self.engine.label([p["atoms"] for p in todo],
+                                    f"labelling of iteration {iteration}") if todo else []
+        crash_point(f"labelled-{iteration}")
         timings["labelling"] = time.perf_counter() - t0
         timings["reference"] = float(sum(r.wall_time for r in results))
         calls = int(sum(r.attempts for r in results))
@@ -182,6 +183,7 @@ class Campaign:
             self.store.add_failure(p["atoms"], r.reason, iteration=iteration,
                                    source=p["source"], rank=p.get("rank", 0),
                                    calculator=self.engine.ctx.oracle.name)
+        crash_point(f"committed-{iteration}")
         timings["store"] = time.perf_counter() - t0
         self.state["reference_calls"] += calls
         self.state["failures"] += len(failed)
@@ -281,6 +283,7 @@ class Campaign:
                         f.calc = SinglePointCalculator(f, **res)
                         f.info["config_type"] = s.info.get("config_type", "validation")
                         frames.append(f)
+                        crash_point(f"validation-frame-{len(frames)}")
                         done += 1
                         tries = 0  # counts consecutive failures
                         good = (a.positions.copy(), a.get_momenta())
@@ -302,7 +305,7 @@ class Campaign:
             self.state["validation_failures"] = failures
         write_xyz(path, frames, overwrite=True)
         self.state["validation_reference_calls"] = calls
-        return frames
+        return read_configurations(path)   # what a resumed run reads
 
     def _validate(self, model) -> dict:
         from aceal.fit import error_metrics, get_labels, predict
@@ -317,17 +320,14 @@ class Campaign:
 
     # ------------------------------------------------------------------ fit
     def _fit(self, iteration: int, timings: dict) -> tuple[dict, dict]:
+        from aceal.grade import ExtrapolationGrader
         from aceal.model import ACEModel
-        from aceal.uncertainty.grade import ExtrapolationGrader
 
         t0 = time.perf_counter()
         n = len(self.store)
-        start = self.refit.n_folded
-        if start < n:
-            for chunk in self.store.iter_chunks(256, indices=np.arange(start, n)):
-                self.refit.fold(chunk)
-            self.refit.save()
+        self.refit.catch_up(self.store)
         post, committee = self.refit.solve(self.rng)
+        crash_point(f"fit-{iteration}")
         bundle = self.refit.bundle(iteration, post, committee, self.repulsion)
         timings["fit"] = time.perf_counter() - t0
         model = ACEModel(self.basis, post.mean, e0=self.state["e0"], repulsion=self.repulsion,
@@ -351,6 +351,7 @@ class Campaign:
             self.store.add_model(path.read_text(), iteration=iteration,
                                  metrics={"train": fit_errors, "validation": val,
                                           "n_train": n})
+        crash_point(f"saved-{iteration}")
         timings["save"] = time.perf_counter() - t0
         self.state["bundle"] = bundle
         self.state["history"].append({"iteration": iteration,
@@ -457,7 +458,9 @@ class Campaign:
             seeds = self.rng.integers(0, 2**63 - 1, size=len(walkers))
             t0 = time.perf_counter()
             results = self.engine.walk(bundle, [(w, temp, int(sd))
-                                                for w, sd in zip(walkers, seeds, strict=True)])
+                                                for w, sd in zip(walkers, seeds, strict=True)],
+                                       f"MD of iteration {it}")
+            crash_point(f"md-{it}")
             timings["md"] = time.perf_counter() - t0
             ranks = self.engine.walker_ranks
             cands, trace = [], []

@@ -6,7 +6,9 @@
     aceal-loop cfg.yaml --output run2 --check
 
 Running the same command again after a crash resumes the campaign from its last commit.
-Bad input exits with status 2 and one line naming the key path.
+Bad input exits with status 2 and one line naming the key path; a rank that waits past
+its deadline for another (``parallel.timeout``) stops the campaign with status 3 and one
+line naming the ranks and the phase.
 """
 
 from __future__ import annotations
@@ -50,7 +52,14 @@ def run_campaign(cfg: dict, output: str | Path | None = None, quiet: bool = Fals
     from aceal.descriptors import DesignTables
     from aceal.fit.fitter import build_basis
     from aceal.loop.campaign import Campaign
-    from aceal.loop.coordinator import Engine, WorkerContext, get_comm, serve, set_threads
+    from aceal.loop.coordinator import (
+        Deadlines,
+        Engine,
+        WorkerContext,
+        get_comm,
+        serve,
+        set_threads,
+    )
     from aceal.loop.log import Progress
     from aceal.loop.oracle import Oracle
     from aceal.loop.structures import build_structures
@@ -65,10 +74,11 @@ def run_campaign(cfg: dict, output: str | Path | None = None, quiet: bool = Fals
                     isolation=ref["isolation"])
     ctx = WorkerContext(basis, DesignTables(basis), oracle, cfg["md"], cfg["uncertainty"],
                         threads, keep_rows=cfg["selection"]["method"] == "information")
+    deadlines = Deadlines(**cfg["parallel"])
     if comm.rank != 0:
-        serve(comm, ctx)
+        serve(comm, ctx, deadlines)
         return None
-    engine = Engine(comm, ctx)
+    engine = Engine(comm, ctx, deadlines)
     out = Path(output if output is not None else cfg["output"]["directory"])
     progress = Progress(cfg["output"]["progress"] and not quiet)
     try:
@@ -79,13 +89,12 @@ def run_campaign(cfg: dict, output: str | Path | None = None, quiet: bool = Fals
 
 def main(argv: list[str] | None = None) -> int:
     from aceal.loop.config import load_campaign_config
+    from aceal.loop.coordinator import RankTimeout, get_comm
 
     args = build_parser().parse_args(argv)
-    rank = 0
+    comm = get_comm()
+    rank = comm.rank
     try:
-        from aceal.loop.coordinator import get_comm
-
-        rank = get_comm().rank
         cfg = load_campaign_config(args.config)
         if args.config is None and args.output is None:
             args.output = "aceal-quickstart"
@@ -98,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         if rank == 0:
             print(f"aceal-loop: error: {err}", file=sys.stderr)
         return 2
+    except RankTimeout as err:
+        print(f"aceal-loop: error: {err}", file=sys.stderr)
+        comm.exit_all(3)   # a rank that does not answer: no MPI shutdown, no collective
+        return 3
     except KeyboardInterrupt:
         print("aceal-loop: interrupted; run the same command again to resume",
               file=sys.stderr)

@@ -214,6 +214,10 @@ SCHEMA = Section({
         "plots": Value((bool,), True),
         "progress": Value((bool,), True),
     }),
+    "parallel": Section({
+        "timeout": Value(_NUM, 3600.0, check=_positive),
+        "worker_timeout": Value(_NUM, 86400.0, check=_positive),
+    }),
     "seed": Value((int,), 0),
     "threads_per_rank": Value((int, type(None)), None, check=_positive),
 })

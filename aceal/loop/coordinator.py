@@ -27,7 +27,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Comm", "get_comm", "Engine", "serve", "WorkerContext", "set_threads"]
+from aceal.aseio import make_ase_rank_local
+
+__all__ = ["Comm", "get_comm", "Engine", "serve", "WorkerContext", "set_threads",
+           "RankTimeout", "Deadlines"]
 
 
 class Comm:
@@ -47,13 +50,18 @@ class Comm:
         self.rank = 0 if mpi_comm is None else mpi_comm.Get_rank()
         self.size = 1 if mpi_comm is None else mpi_comm.Get_size()
 
-    def _wait(self, source: int, tag: int) -> None:
+    def _wait(self, source: int, tag: int, timeout: float | None, phase: str) -> None:
         delay = 1e-4
+        deadline = None if timeout is None else time.monotonic() + timeout
         while not self._c.iprobe(source=source, tag=tag):
+            if deadline is not None and time.monotonic() > deadline:
+                raise RankTimeout(self.rank, source, phase, timeout)
             time.sleep(delay)
             delay = min(2 * delay, 0.01)
 
-    def bcast(self, obj: Any, root: int = 0) -> Any:
+    def bcast(self, obj: Any, root: int = 0, timeout: float | None = None,
+              phase: str = "") -> Any:
+        """``obj`` of ``root`` on every rank; the others wait at most ``timeout`` s."""
         if self._c is None:
             return obj
         if self.rank == root:
@@ -61,10 +69,12 @@ class Comm:
                 if r != root:
                     self._c.send(obj, dest=r, tag=self._TAG_BCAST)
             return obj
-        self._wait(root, self._TAG_BCAST)
+        self._wait(root, self._TAG_BCAST, timeout, phase)
         return self._c.recv(source=root, tag=self._TAG_BCAST)
 
-    def gather(self, obj: Any, root: int = 0) -> list | None:
+    def gather(self, obj: Any, root: int = 0, timeout: float | None = None,
+               phase: str = "") -> list | None:
+        """Every rank's ``obj`` on ``root``, which waits at most ``timeout`` s per rank."""
         if self._c is None:
             return [obj]
         if self.rank != root:
@@ -74,13 +84,30 @@ class Comm:
         out[root] = obj
         for r in range(self.size):
             if r != root:
-                self._wait(r, self._TAG_GATHER)
+                self._wait(r, self._TAG_GATHER, timeout, phase)
                 out[r] = self._c.recv(source=r, tag=self._TAG_GATHER)
         return out
 
-    def abort(self, code: int = 1) -> None:
+    def exit_all(self, code: int) -> None:
+        """End this process at once with ``code``; under MPI the launcher then ends the
+        other ranks (used when a rank no longer answers, so no collective may be called)."""
         if self._c is not None and self.size > 1:
-            self._c.Abort(code)
+            import sys
+
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+
+
+class RankTimeout(RuntimeError):
+    """A rank waited longer than its deadline for another rank."""
+
+    def __init__(self, rank: int, peer: int, phase: str, seconds: float) -> None:
+        self.rank, self.peer, self.phase, self.seconds = rank, peer, phase, seconds
+        super().__init__(
+            f"rank {rank} got no answer from rank {peer} within {seconds:.0f} s "
+            f"during {phase or 'the campaign'} (parallel.timeout); the campaign stopped, "
+            "run the same command again to resume")
 
 
 def get_comm() -> Comm:
@@ -92,7 +119,10 @@ def get_comm() -> Comm:
     except ImportError:
         return Comm()
     world = MPI.COMM_WORLD
-    return Comm(world) if world.Get_size() > 1 else Comm()
+    if world.Get_size() == 1:
+        return Comm()
+    make_ase_rank_local()
+    return Comm(world)
 
 
 def set_threads(comm: Comm, threads_per_rank: int | None = None) -> int:
@@ -171,19 +201,40 @@ class WorkerError(RuntimeError):
     """A worker rank failed unexpectedly (its traceback is the message)."""
 
 
+@dataclass(frozen=True)
+class Deadlines:
+    """How long one rank waits for another before the campaign stops (the ``parallel``
+    section of the campaign config), in seconds.
+
+    Attributes
+    ----------
+    timeout
+        Rank 0 waiting for a worker's MD segments, or for its labels beyond the time
+        the reference may take for them (jobs x attempts x ``reference.timeout``).
+    worker_timeout
+        A worker waiting for rank 0's next command (rank 0 fits, selects and, once,
+        runs the validation-set reference MD in between).
+    """
+
+    timeout: float = 3600.0
+    worker_timeout: float = 86400.0
+
+
 class Engine:
     """Rank 0's handle on the workers (or on itself when serial)."""
 
-    def __init__(self, comm: Comm, ctx: WorkerContext) -> None:
+    def __init__(self, comm: Comm, ctx: WorkerContext,
+                 deadlines: Deadlines | None = None) -> None:
         self.comm = comm
         self.ctx = ctx
+        self.deadlines = deadlines or Deadlines()
 
     @property
     def walker_ranks(self) -> list[int]:
         return [0] if self.comm.size == 1 else list(range(1, self.comm.size))
 
-    def _collect(self, mine) -> list:
-        parts = self.comm.gather(mine)
+    def _collect(self, mine, timeout: float, phase: str) -> list:
+        parts = self.comm.gather(mine, timeout=timeout, phase=phase)
         out = []
         for rank, (status, value) in enumerate(parts):
             if status != "ok":
@@ -191,7 +242,7 @@ class Engine:
             out.extend(value)
         return out
 
-    def walk(self, bundle, jobs: Sequence[tuple]) -> list:
+    def walk(self, bundle, jobs: Sequence[tuple], phase: str = "MD") -> list:
         """Run ``jobs`` = [(WalkerState, temperature K, seed)] on the walker ranks.
 
         Returns the :class:`~aceal.loop.walker.SegmentResult` of every job, in order.
@@ -204,15 +255,19 @@ class Engine:
         mine = _safe(lambda: [(k, r) for (k, _), r in
                               zip(share[0], _walk(self.ctx, bundle, [j for _, j in share[0]]),
                                   strict=True)])
-        results = dict(self._collect(mine))
+        results = dict(self._collect(mine, self.deadlines.timeout, phase))
         return [results[k] for k in range(len(jobs))]
 
-    def label(self, structures: Sequence[Any]) -> list:
+    def label(self, structures: Sequence[Any], phase: str = "labelling") -> list:
         """Label structures on all ranks; returns their :class:`OracleResult` in order."""
         share = {r: [(i, a) for i, a in enumerate(structures) if i % self.comm.size == r]
                  for r in range(self.comm.size)}
         self.comm.bcast(("label", share))
-        results = dict(self._collect(_safe(_label, self.ctx, share[0])))
+        oracle = self.ctx.oracle
+        per_call = oracle.timeout or self.deadlines.timeout
+        most = max(len(v) for v in share.values())
+        timeout = self.deadlines.timeout + most * (oracle.retries + 1) * per_call
+        results = dict(self._collect(_safe(_label, self.ctx, share[0]), timeout, phase))
         return [results[i] for i in range(len(structures))]
 
     def stop(self) -> None:
@@ -220,10 +275,15 @@ class Engine:
             self.comm.bcast(("stop",))
 
 
-def serve(comm: Comm, ctx: WorkerContext) -> None:
-    """Worker loop of ranks > 0: execute rank 0's commands until ``stop``."""
+def serve(comm: Comm, ctx: WorkerContext, deadlines: Deadlines | None = None) -> None:
+    """Worker loop of ranks > 0: execute rank 0's commands until ``stop``.
+
+    Raises :class:`RankTimeout` when rank 0 sends nothing for ``deadlines.worker_timeout``.
+    """
+    deadlines = deadlines or Deadlines()
     while True:
-        cmd = comm.bcast(None)
+        cmd = comm.bcast(None, timeout=deadlines.worker_timeout,
+                         phase="the wait for rank 0's next command")
         if cmd[0] == "stop":
             return
         if cmd[0] == "walk":

@@ -1,20 +1,21 @@
 """Incremental refits: fold new configurations into saved normal equations and re-solve.
 
-The campaign keeps, next to its store, ``normal_equations.npz`` (the additive normal
-equations of :class:`aceal.fit.NormalEquations`, exactly those of the first
-``n_configs`` store entries) and ``active_set.npz`` (the per-element active-set rows of
-the extrapolation grade and the mean descriptor of every training configuration).  A
-refit only assembles the configurations appended since (the store's tail), re-solves
-with :func:`aceal.fit.fit_ridge` / :func:`aceal.fit.fit_bayesian` (ridge, or Bayesian
-evidence maximisation, with the smoothness prior) and draws a committee from the
-posterior.  Both files are replaced atomically; after a crash the tail beyond what they
-hold is simply folded in again, so nothing is counted twice.
+The campaign keeps, next to its store, ``fit_state.npz``: the additive normal equations
+of :class:`aceal.fit.NormalEquations` (exactly those of the first ``n_configs`` store
+entries), the per-element active-set rows of the extrapolation grade and the mean
+descriptor of every training configuration.  A refit only assembles the configurations
+appended since (the store's tail), re-solves with the solver of ``aceal fit``
+(:func:`aceal.fit.fitter.solve`: ridge or Bayesian evidence maximisation with the
+smoothness prior, ``order_factor`` included) and draws a committee from the posterior.
+The file is replaced atomically, so it always holds one consistent prefix; after a crash
+the tail beyond it is folded in again exactly as the uninterrupted run folded it (the
+same chunks in the same order), so nothing is counted twice and the sums agree bit for
+bit.
 """
 
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,35 +23,24 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
 
-from aceal.fit import (
-    NormalEquations,
-    Weights,
-    assemble,
-    fit_bayesian,
-    fit_ridge,
-    get_labels,
-    smoothness_prior,
-)
+from aceal.fit import NormalEquations, Weights, assemble, get_labels
+from aceal.fit.fitter import solve
 from aceal.fit.solvers import Posterior
 from aceal.loop.walker import ModelBundle
 from aceal.store.atomic import write_atomic
 
-__all__ = ["Refitter", "weights_from_config"]
+__all__ = ["Refitter", "FIT_STATE"]
+
+#: the refit's saved equations and active set, next to the campaign's store
+FIT_STATE = "fit_state.npz"
 
 #: Relative singular-value cutoffs of the active set (adapter around
-#: :mod:`aceal.uncertainty.active_set`): the row space used to choose the active set is cut
+#: :mod:`aceal.active_set`): the row space used to choose the active set is cut
 #: at ``ACTIVE_RCOND`` and its inverse at the much smaller ``INVERSE_RCOND``, so that rows
 #: chosen as independent are never judged singular by the inverse (with equal defaults a
 #: borderline singular value can fall on different sides of the two cuts).
 ACTIVE_RCOND = 1e-7
 INVERSE_RCOND = 1e-11
-
-
-def weights_from_config(w: dict) -> Weights:
-    """:class:`aceal.fit.Weights` of the ``fit.weights`` section."""
-    over = {ct: {k: v for k, v in d.items() if v is not None}
-            for ct, d in w["config_types"].items()}
-    return Weights(w["energy"], w["forces"], w["virial"], over)
 
 
 class Refitter:
@@ -67,7 +57,7 @@ class Refitter:
     e0
         Reference energies, eV/atom (fixed for the whole campaign).
     directory
-        Where ``normal_equations.npz`` and ``active_set.npz`` live.
+        Where ``fit_state.npz`` lives.
     baseline
         Optional fixed baseline (the core repulsion), see :func:`aceal.fit.assemble`.
     num_threads
@@ -83,7 +73,7 @@ class Refitter:
         self.dir = Path(directory)
         self.baseline = baseline
         self.threads = num_threads
-        self.weights = weights_from_config(fit_cfg["weights"])
+        self.weights = Weights.from_config(fit_cfg["weights"])
         self.neq = NormalEquations(len(basis))
         self.active: dict[int, np.ndarray] = {}
         self.config_means = np.zeros((0, len(basis)))
@@ -93,12 +83,8 @@ class Refitter:
 
     # ------------------------------------------------------------------ files
     @property
-    def neq_path(self) -> Path:
-        return self.dir / "normal_equations.npz"
-
-    @property
-    def active_path(self) -> Path:
-        return self.dir / "active_set.npz"
+    def path(self) -> Path:
+        return self.dir / FIT_STATE
 
     @property
     def n_folded(self) -> int:
@@ -106,41 +92,36 @@ class Refitter:
         return int(self.neq.n_configs)
 
     def load(self) -> bool:
-        """Read the saved files; ``False`` (and empty state) if missing or inconsistent."""
-        if not (self.neq_path.is_file() and self.active_path.is_file()):
+        """Read the saved file; ``False`` (and empty state) if missing or inconsistent."""
+        if not self.path.is_file():
             return False
         try:
-            neq = NormalEquations.load(self.neq_path)
-            with np.load(self.active_path) as f:
-                n = int(f["n_folded"])
+            with np.load(self.path, allow_pickle=False) as f:
+                neq = NormalEquations.from_arrays(f, prefix="neq_")
                 active = {int(k.split("_")[1]): f[k].copy() for k in f.files
                           if k.startswith("active_")}
                 means = f["config_means"].copy()
         except Exception:  # a damaged cache is rebuilt from the store
             return False
-        if neq.n_basis != len(self.basis) or n != neq.n_configs or len(means) != n:
+        if neq.n_basis != len(self.basis) or len(means) != neq.n_configs:
             return False
         self.neq, self.active, self.config_means = neq, active, means
         return True
 
     def save(self) -> None:
-        """Replace both files atomically (normal equations first)."""
+        """Replace the file atomically (equations, active set and means together)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        buf = io.BytesIO()
-        arrays: dict[str, np.ndarray] = {"n_folded": np.array(self.n_folded),
-                                         "config_means": self.config_means}
+        arrays = {**self.neq.to_arrays(prefix="neq_"), "config_means": self.config_means}
         arrays.update({f"active_{z}": a for z, a in self.active.items()})
-        tmp = self.dir / ".normal_equations.tmp.npz"
-        self.neq.save(tmp)
-        os.replace(tmp, self.neq_path)
+        buf = io.BytesIO()
         np.savez(buf, **arrays)
-        write_atomic(self.active_path, buf.getvalue(), durable=True)
+        write_atomic(self.path, buf.getvalue(), durable=True)
 
     # ------------------------------------------------------------------ update
     def fold(self, structures: Sequence[Atoms]) -> None:
         """Assemble ``structures`` (the next store entries, labelled) into the equations."""
+        from aceal.active_set import build_active_set
         from aceal.descriptors import design_rows, per_atom_basis
-        from aceal.uncertainty.active_set import build_active_set
 
         if not structures:
             return
@@ -166,6 +147,24 @@ class Refitter:
         self.active = build_active_set({z: np.vstack(v) for z, v in per_el.items()},
                                        rcond=ACTIVE_RCOND)
 
+    def catch_up(self, store, chunk: int = 256) -> int:
+        """Fold the store entries beyond :attr:`n_folded` and save; returns how many.
+
+        Entries are folded one campaign iteration at a time and in chunks of ``chunk``
+        within it, so a campaign that lost this file folds the same chunks in the same
+        order as one that never did (the sums agree bit for bit).
+        """
+        start, n = self.n_folded, len(store)
+        if start >= n:
+            return 0
+        iterations = store.column("iteration")[start:n]
+        cuts = [start, *(start + np.flatnonzero(np.diff(iterations)) + 1), n]
+        for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+            for part in store.iter_chunks(chunk, indices=np.arange(lo, hi)):
+                self.fold(part)
+        self.save()
+        return n - start
+
     def posterior(self) -> Posterior:
         """The posterior of the folded data (the last :meth:`solve`'s, else solved now)."""
         if self.last_posterior is None:
@@ -180,19 +179,14 @@ class Refitter:
         return post, committee
 
     def _solve(self) -> Posterior:
-        ata, aty, yty, n = self.neq.total()
-        prior = smoothness_prior(self.basis.degrees, self.cfg["prior"]["power"],
-                                 self.cfg["prior"]["offset"])
-        if self.cfg["solver"]["method"] == "ridge":
-            post = fit_ridge(ata, aty, yty, n, prior, self.cfg["solver"]["lambda"])
-        else:
-            post = fit_bayesian(ata, aty, yty, n, prior, max_iter=self.cfg["solver"]["max_iter"])
+        post, _ = solve(self.neq, self.basis.degrees, self.cfg["solver"], self.cfg["prior"],
+                        orders=self.basis.orders)
         return post
 
     def bundle(self, version: int, post: Posterior, committee: np.ndarray,
                repulsion: dict | None) -> ModelBundle:
         """The :class:`ModelBundle` walkers need (mean, committee, E0, active set)."""
-        from aceal.uncertainty.active_set import active_set_inverse
+        from aceal.active_set import active_set_inverse
 
         return ModelBundle(version, post.mean.copy(), committee, dict(self.e0), repulsion,
                            active_set_inverse(self.active, rcond=INVERSE_RCOND))

@@ -57,14 +57,12 @@ def build_structure(spec: dict, rng: np.random.Generator, where: str = "structur
         Prefix of error messages.
     """
     if spec["builder"] == "file":
-        from ase.io import read
+        from aceal import aseio
 
         try:
-            atoms = read(spec["file"], index=spec["index"])
+            atoms = aseio.read(spec["file"], index=spec["index"])[-1]
         except Exception as err:  # ase raises many kinds
             raise AcealInputError(f"{where}.file: cannot read {spec['file']} ({err})") from None
-        if isinstance(atoms, list):
-            atoms = atoms[-1]
         atoms = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
     else:
         kw = {"crystalstructure": spec["crystal"], "cubic": spec["cubic"]}

@@ -7,7 +7,7 @@ barostat) with the current ACE model.  Every ``sample_interval`` steps it comput
   ``sqrt(sum_a var_k F_ia^(k))`` (eV/Å; DP-GEN's "max force deviation" is its maximum),
 * ``energy_std``: the committee standard deviation of the energy per atom (eV/atom),
 * ``gamma``: the extrapolation grade of every atom (dimensionless, pacemaker's D-optimality
-  grade, from :mod:`aceal.uncertainty.active_set` on the per-atom basis values),
+  grade, from :mod:`aceal.active_set` on the per-atom basis values),
 * rare events (:class:`aceal.uncertainty.RareEventMonitor`: hops, coordination changes),
 
 and classifies the frame with :func:`aceal.uncertainty.threshold_select` against the
@@ -184,8 +184,8 @@ class _Signals:
         self.calc = ACECalculator(model, num_threads=num_threads)
 
     def __call__(self, atoms: Atoms) -> tuple[dict[str, np.ndarray | float], np.ndarray]:
+        from aceal.active_set import extrapolation_grade
         from aceal.descriptors import per_atom_basis
-        from aceal.uncertainty.active_set import extrapolation_grade
 
         n = len(atoms)
         out: dict[str, np.ndarray | float] = {}

@@ -32,13 +32,13 @@ def read_xyz(path: str | os.PathLike) -> list[Atoms]:
     AcealInputError
         The file is missing or cannot be parsed (message names the file).
     """
-    from ase.io import read
+    from aceal import aseio
 
     path = Path(path)
     if not path.is_file():
         raise AcealInputError(f"{path}: file not found")
     try:
-        images = read(path, index=":", format="extxyz")
+        images = aseio.read(path, format="extxyz")
     except Exception as err:  # ase raises many kinds for malformed input
         raise AcealInputError(f"{path}: cannot read as extended XYZ ({err})") from None
     return list(images)

@@ -4,6 +4,9 @@ The active set of each element is chosen by MaxVol among the training atoms' bas
 vectors ``B(i)`` (only the functions centred on that element). For a new atom,
 ``γ_i = max_j |(B(i) A^{-1})_j|``: γ <= 1 means interpolation, and pacemaker's users
 collect configurations above ~5 and stop MD above ~25.
+
+Below the calculator in the layer order (``ACECalculator(active_set=...)`` loads an
+:class:`ExtrapolationGrader`).
 """
 
 from __future__ import annotations
@@ -16,14 +19,14 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
 
-from aceal.descriptors import DesignTables, per_atom_basis
-from aceal.errors import AcealInputError
-from aceal.uncertainty.active_set import (
+from aceal.active_set import (
     ActiveSetInverse,
     active_set_inverse,
     build_active_set,
     extrapolation_grade,
 )
+from aceal.descriptors import DesignTables, per_atom_basis
+from aceal.errors import AcealInputError
 
 
 class ExtrapolationGrader:

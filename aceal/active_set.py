@@ -1,5 +1,8 @@
 """D-optimal active sets (MaxVol) and pacemaker's extrapolation grade gamma.
 
+Pure numpy/scipy on plain descriptor arrays. It sits below the calculator (which grades
+atoms with it through :mod:`aceal.grade`); :mod:`aceal.uncertainty` re-exports its names.
+
 For one element, stack the per-atom descriptors (ACE basis values ``B_k(i)``) of all
 training atoms into a tall matrix ``B`` of shape ``(n_atoms, n_features)``. The active set
 ``A`` is the square submatrix of ``n_features`` rows of largest ``|det|`` (D-optimality),
