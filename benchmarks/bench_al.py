@@ -134,18 +134,18 @@ def main() -> None:
     from aceal.store import open_store
 
     cfg = load_campaign_config(args.config)
-    cfg["output"]["progress"] = False
-    spec, base = cfg["reference"]["calculator"], cfg["base_dir"]
+    cfg.output.progress = False
+    spec, base = cfg.reference.calculator, cfg.base_dir
 
     def factory():
         return make_calculator(spec, base)
 
-    structures = build_structures(cfg["structures"], np.random.default_rng([cfg["seed"], 1]))
-    t_val = cfg["validation"]["temperature"]
+    structures = build_structures(cfg.structures, np.random.default_rng([cfg.seed, 1]))
+    t_val = cfg.validation.temperature
     steps = 300 if args.quick else 600
     t0 = time.perf_counter()
     heldout, _ = reference_md(structures, factory, [t_val], steps, 50, 200, seed=12345)
-    pool, pool_calls = reference_md(structures, factory, cfg["md"]["temperature"], steps, 10,
+    pool, pool_calls = reference_md(structures, factory, cfg.md.temperature, steps, 10,
                                     100, seed=777)
     t_ref_md = time.perf_counter() - t0
 
@@ -154,7 +154,7 @@ def main() -> None:
     t0 = time.perf_counter()
     run_campaign(cfg, out, quiet=True)
     t_campaign = time.perf_counter() - t0
-    recs = [r for r in read_log(out / cfg["output"]["log"]) if r["event"] == "iteration"]
+    recs = [r for r in read_log(out / cfg.output.log) if r["event"] == "iteration"]
     ref_time = sum((r["timings"].get("reference", 0.0) + r["timings"].get("validation_set", 0.0))
                    for r in recs)
     phases: dict[str, float] = {}
@@ -173,17 +173,17 @@ def main() -> None:
     # random baseline: the campaign's seeds + random unbiased-MD frames
     from aceal.fit.fitter import build_basis
 
-    basis, _ = build_basis(cfg["basis"], cfg["elements"], structures)
+    basis, _ = build_basis(cfg.basis, cfg.elements, structures)
     tables = DesignTables(basis)
-    with open_store(out / cfg["output"]["store"]) as store:
+    with open_store(out / cfg.output.store) as store:
         seeds = store[store.indices(source="seed")]
         e0 = ACEModel.load(out / "model.yaml").e0
-        e0 = dict(zip(cfg["elements"], [float(x) for x in e0], strict=True))
+        e0 = dict(zip(cfg.elements, [float(x) for x in e0], strict=True))
     n_seed = len(seeds)
     random_curve = []
     rng = np.random.default_rng(2024)
     t0 = time.perf_counter()
-    baseline = RandomBaseline(basis, tables, cfg["fit"], e0, Path(tmp.name) / "random")
+    baseline = RandomBaseline(basis, tables, cfg.fit, e0, Path(tmp.name) / "random")
     for c in campaign_curve:
         n_extra = c["reference_calls"] - n_seed
         maes = []

@@ -51,8 +51,8 @@ def main() -> int:
              if a.info.get("config_type") in ("Elastic", "Vacancy")]
     test = read(data / "Si-test.xyz", ":")
     cfg = load_config(REPO / "configs" / "fit-zuo.yaml")
-    cfg["fit"]["committee"]["size"] = args.committee
-    cfg["output"]["plot"] = False
+    cfg.fit.committee.size = args.committee
+    cfg.output.plot = False
     with tempfile.TemporaryDirectory() as tmp:
         train_path = Path(tmp) / "train.xyz"
         write(train_path, train, format="extxyz")

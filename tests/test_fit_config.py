@@ -9,14 +9,15 @@ from aceal.fit.config import load_config, validate_config
 
 def test_defaults_are_filled():
     cfg = validate_config({"basis": {"order": 2, "r_cut": {"nn_multiple": 2.0}}})
-    assert cfg["fit"]["solver"]["method"] == "bayesian"
-    assert cfg["fit"]["weights"]["forces"] == 100.0
-    assert cfg["basis"] == {"order": 2, "r_cut": {"nn_multiple": 2.0}}
-    assert cfg["e0"]["method"] == "fit" and cfg["repulsion"] is None
-    assert validate_config(None)["output"]["model"] == "model.yaml"
+    assert cfg.fit.solver.method == "bayesian"
+    assert cfg.fit.weights.forces == 100.0
+    assert cfg.basis == {"order": 2, "r_cut": {"nn_multiple": 2.0}}
+    assert cfg.e0.method == "fit" and cfg.repulsion is None
+    assert validate_config(None).output.model == "model.yaml"
     # integers are accepted for floats, a single path becomes a list
     cfg = validate_config({"fit": {"weights": {"energy": 3}}, "data": {"train": "a.xyz"}})
-    assert cfg["fit"]["weights"]["energy"] == 3.0 and cfg["data"]["train"] == ["a.xyz"]
+    assert cfg.fit.weights.energy == 3.0 and cfg.data.train == ["a.xyz"]
+    assert isinstance(cfg.fit.weights.energy, float)
 
 
 @pytest.mark.parametrize("doc, message", [
@@ -66,11 +67,12 @@ def test_cli_exits_2_with_one_line(tmp_path, capsys):
 def test_load_config_reads_yaml(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("fit:\n  prior: {power: 3}\n")
-    assert load_config(p)["fit"]["prior"] == {"power": 3.0, "offset": 1.0, "order_factor": 1.0}
+    prior = load_config(p).fit.prior
+    assert (prior.power, prior.offset, prior.order_factor) == (3.0, 1.0, 1.0)
 
 
 def test_exponent_floats_without_sign(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("fit:\n  weights: {energy: 1.0e4, forces: 1e2, virial: 2.5E-1}\n")
-    w = load_config(p)["fit"]["weights"]
-    assert (w["energy"], w["forces"], w["virial"]) == (1e4, 100.0, 0.25)
+    w = load_config(p).fit.weights
+    assert (w.energy, w.forces, w.virial) == (1e4, 100.0, 0.25)

@@ -50,8 +50,8 @@ def test_aceal_fit_and_campaign_refit_agree(train, tmp_path, solver):
 
     camp = validate_campaign_config(tiny_config(tmp_path, basis=BASIS, e0=e0,
                                                 fit={**fit, "committee": 2}), ROOT)
-    basis, _ = build_basis(camp["basis"], camp["elements"], frames)
-    refit = Refitter(basis, DesignTables(basis), camp["fit"], {"Cu": -0.1}, tmp_path)
+    basis, _ = build_basis(camp.basis, camp.elements, frames)
+    refit = Refitter(basis, DesignTables(basis), camp.fit, {"Cu": -0.1}, tmp_path)
     refit.fold(frames)
     post = refit.posterior()
     scale = np.abs(result.posterior.mean).max()
@@ -60,6 +60,6 @@ def test_aceal_fit_and_campaign_refit_agree(train, tmp_path, solver):
     # the order factor is honoured, not silently dropped: without it the answer differs
     plain = validate_campaign_config(tiny_config(tmp_path, basis=BASIS, e0=e0, fit={
         **fit, "committee": 2, "prior": {"order_factor": 1.0}}), ROOT)
-    other = Refitter(basis, DesignTables(basis), plain["fit"], {"Cu": -0.1}, tmp_path / "b")
+    other = Refitter(basis, DesignTables(basis), plain.fit, {"Cu": -0.1}, tmp_path / "b")
     other.fold(frames)
     assert np.abs(other.posterior().mean - post.mean).max() > 1e-6 * scale

@@ -25,7 +25,7 @@ ROOT = Path(aceal.__file__).resolve().parent
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # importable from anywhere; the root ``aceal`` defines only __version__ and lazy
     # re-exports (resolved on attribute access), so ``import aceal`` loads nothing else
-    ("base", ("aceal", "aceal.errors", "aceal.jsonable", "aceal.aseio")),
+    ("base", ("aceal", "aceal.errors", "aceal.jsonable", "aceal.aseio", "aceal.settings")),
     ("basis", ("aceal.basis",)),
     ("kernels", ("aceal.kernels",)),
     ("formats", ("aceal.formats",)),

@@ -66,8 +66,8 @@ def test_defaults_and_paths_resolved(tmp_path):
     (tmp_path / "sub" / "Cu.eam.alloy").write_text(
         (ROOT / "aceal" / "data" / "Cu_mishin1.eam.alloy").read_text())
     out = validate_campaign_config(cfg, tmp_path / "sub")
-    assert out["md"]["timestep"] == 2.0 and out["md"]["temperature"] == [800.0, 1200.0]
-    assert out["fit"]["solver"]["method"] == "bayesian"
+    assert out.md.timestep == 2.0 and out.md.temperature == [800.0, 1200.0]
+    assert out.fit.solver.method == "bayesian"
     with pytest.raises(AcealInputError, match="reference.calculator"):
         validate_campaign_config(cfg, tmp_path)   # potential not next to the config
 
@@ -75,14 +75,14 @@ def test_defaults_and_paths_resolved(tmp_path):
 @pytest.mark.parametrize("name", ["quickstart", "cu-vacancy-eam", "w-eam"])
 def test_shipped_configs_validate(name):
     cfg = load_campaign_config(ROOT / "configs" / f"{name}.yaml")
-    assert cfg["elements"]
+    assert cfg.elements
 
 
 def test_gpaw_and_tblite_configs_parse():
     for name in ("si-tblite", "si-gpaw"):
         doc = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
         cfg = validate_campaign_config(doc, ROOT / "configs", check_calculator=False)
-        assert cfg["elements"] == ["Si"]
+        assert cfg.elements == ["Si"]
 
 
 def test_embedded_quickstart_matches_repo_copy():
@@ -99,3 +99,13 @@ def test_cli_subprocess_exit_status(tmp_path):
     assert r.stderr.strip().splitlines() == [
         "aceal-loop: error: md.friction: expected a number, got 'lots'"]
     assert not (tmp_path / "out").exists()
+
+
+def test_one_yaml_loader_for_fit_and_campaign(tmp_path):
+    # `1e4` is a number for aceal fit and aceal-loop alike (PyYAML alone reads a string)
+    cfg = tiny_config(tmp_path / "out")
+    path = write_config(tmp_path / "c.yaml", cfg)
+    text = path.read_text().replace("fit:\n", "fit:\n  weights: {energy: 1e4, forces: 1.0e2}\n", 1)
+    path.write_text(text)
+    loaded = load_campaign_config(path)
+    assert loaded.fit.weights.energy == 1e4 and loaded.fit.weights.forces == 100.0

@@ -9,7 +9,7 @@ from ase.calculators.emt import EMT
 
 from aceal import ACEBasis, ACEModel
 from aceal.descriptors import DesignTables
-from aceal.loop.config import validate_campaign_config
+from aceal.loop.config import StructureSettings, validate_campaign_config
 from aceal.loop.refit import Refitter
 from aceal.loop.structures import build_structure, min_distance, seed_configurations
 from aceal.loop.walker import new_walker, run_segment
@@ -19,7 +19,7 @@ from tests.loop_helpers import ROOT, tiny_config
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     cfg = validate_campaign_config(tiny_config(tmp_path_factory.mktemp("o")), ROOT)
-    basis = ACEBasis(elements=["Cu"], **cfg["basis"])
+    basis = ACEBasis(elements=["Cu"], **cfg.basis)
     tables = DesignTables(basis)
     base = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
     seeds = seed_configurations([base], 4, 0.06, 0.01, np.random.default_rng(0))
@@ -27,7 +27,7 @@ def setup(tmp_path_factory):
         a.calc = EMT()
         a.get_forces()
     d = tmp_path_factory.mktemp("fit")
-    ref = Refitter(basis, tables, cfg["fit"], {"Cu": 0.0}, d)
+    ref = Refitter(basis, tables, cfg.fit, {"Cu": 0.0}, d)
     ref.fold(seeds)
     post, com = ref.solve(np.random.default_rng(0))
     bundle = ref.bundle(0, post, com, None)
@@ -37,8 +37,8 @@ def setup(tmp_path_factory):
 
 def _run(setup, md=None, unc=None, temperature=900.0):
     cfg, basis, tables, base, seeds, ref, bundle, model, _ = setup
-    mdc = {**cfg["md"], **(md or {})}
-    uc = {**cfg["uncertainty"], **(unc or {})}
+    mdc = cfg.md.model_copy(update=md or {})
+    uc = cfg.uncertainty.model_copy(update=unc or {})
     w = new_walker(0, base, temperature, np.random.default_rng(1))
     return w, run_segment(w, model, tables, bundle, mdc, uc, temperature,
                           np.random.default_rng(2))
@@ -84,8 +84,8 @@ def test_signals_and_kept_rows_match_the_design_rows(setup):
 
     cfg, basis, tables, base, seeds, ref, bundle, model, _ = setup
     w = new_walker(0, base, 900.0, np.random.default_rng(1))
-    unc = {**cfg["uncertainty"], "force_std": [0.0, 10.0], "gamma": [0.0, 0.0]}
-    r = run_segment(w, model, tables, bundle, cfg["md"], unc, 900.0, np.random.default_rng(2),
+    unc = cfg.uncertainty.model_copy(update={"force_std": [0.0, 10.0], "gamma": [0.0, 0.0]})
+    r = run_segment(w, model, tables, bundle, cfg.md, unc, 900.0, np.random.default_rng(2),
                     keep_rows=True)
     assert r.blowup and [c.reason for c in r.candidates] == ["blowup"]   # rows kept there too
     c = r.candidates[0]
@@ -115,8 +115,8 @@ def test_exploding_model_stops_the_walker(setup):
     bad = ACEModel(basis, rng.normal(size=len(basis)) * 1e3, e0={"Cu": 0.0},
                    committee=model.committee)
     w = new_walker(0, base, 900.0, np.random.default_rng(1))
-    unc = {**cfg["uncertainty"], "force_std": None, "gamma": [1e6, 1e9]}
-    r = run_segment(w, bad, tables, bundle, cfg["md"], unc, 900.0, np.random.default_rng(2))
+    unc = cfg.uncertainty.model_copy(update={"force_std": None, "gamma": [1e6, 1e9]})
+    r = run_segment(w, bad, tables, bundle, cfg.md, unc, 900.0, np.random.default_rng(2))
     assert r.blowup in ("too_close", "nan_positions", "nan_forces") or \
         r.blowup.startswith("model_error"), r.blowup
     assert r.steps == 10
@@ -133,25 +133,26 @@ def test_npt_segment_changes_the_cell(setup):
 
 def test_structure_builders():
     rng = np.random.default_rng(0)
-    base = {"builder": "bulk", "element": "Cu", "crystal": "fcc", "a": 3.61, "cubic": True,
-            "repeat": [2, 2, 2], "surface": None, "vacancies": 0, "interstitials": 0,
-            "rattle": 0.0, "strain": 0.0, "config_type": None, "file": None, "index": -1}
-    assert len(build_structure(base, rng)) == 32
-    v = build_structure({**base, "vacancies": 2}, rng)
+    base = {"builder": "bulk", "element": "Cu", "crystal": "fcc", "a": 3.61, "repeat": [2, 2, 2]}
+
+    def build(**over):
+        return build_structure(StructureSettings.model_validate({**base, **over}), rng)
+
+    assert len(build()) == 32
+    v = build(vacancies=2)
     assert len(v) == 30 and v.info["config_type"] == "fcc_vacancy"
-    i = build_structure({**base, "interstitials": 1}, rng)
+    i = build(interstitials=1)
     assert len(i) == 33 and min_distance(i) > 1.2
-    s = build_structure({**base, "repeat": [1, 1, 1],
-                         "surface": {"miller": [1, 1, 1], "layers": 4, "vacuum": 6.0}}, rng)
+    s = build(repeat=[1, 1, 1], surface={"miller": [1, 1, 1], "layers": 4, "vacuum": 6.0})
     assert not s.pbc[2] and s.info["config_type"] == "fcc_surface111"
 
 
 def test_refit_is_additive_and_restartable(setup):
     cfg, basis, tables, base, seeds, ref, bundle, model, d = setup
-    r2 = Refitter(basis, tables, cfg["fit"], {"Cu": 0.0}, d / "two")
+    r2 = Refitter(basis, tables, cfg.fit, {"Cu": 0.0}, d / "two")
     r2.fold(seeds[:2])
     r2.save()
-    r3 = Refitter(basis, tables, cfg["fit"], {"Cu": 0.0}, d / "two")
+    r3 = Refitter(basis, tables, cfg.fit, {"Cu": 0.0}, d / "two")
     assert r3.load() and r3.n_folded == 2
     r3.fold(seeds[2:])
     a, b = r3.neq.total(), ref.neq.total()

@@ -271,13 +271,8 @@ def test_compare():
 
 
 def test_self_validation_gives_zero_errors(tmp_path):
-    settings = dict(
-        QUICK_SETTINGS,
-        md_steps=20,
-        nve_steps=10,
-        md_temperatures_K=(300.0,),
-        fewbody_points=10,
-    )
+    settings = QUICK_SETTINGS.model_copy(update=dict(
+        md_steps=20, nve_steps=10, md_temperatures_K=[300.0], fewbody_points=10))
     res = run_validation(
         EMT(),
         EMT(),

@@ -1,328 +1,200 @@
-"""The ``aceal fit`` configuration: schema, defaults and validation.
+"""The ``aceal fit`` configuration as typed settings (:mod:`aceal.settings`).
 
-The schema is a small tree of nodes; :func:`validate_config` walks a parsed YAML document
-against it, fills in defaults and raises :class:`~aceal.errors.AcealInputError` naming the
-key path of the first problem (``fit.weights.forcess: unknown key``).  The documented
-schema lives in ``docs/fitting.md``.
+:class:`FitConfig` is the whole file; its sections (:class:`BasisSettings` as a plain
+keyword mapping for :class:`aceal.basis.ACEBasis`, :class:`E0Settings`,
+:class:`RepulsionSettings`, :class:`WeightsSettings`, :class:`SolverSettings`,
+:class:`PriorSettings`) are shared with the campaign config (:mod:`aceal.loop.config`).
+Units: weights per squared unit of the observation (``energy`` 1/(eV/atom)², ``forces``
+1/(eV/Å)², ``virial`` 1/(eV/atom)²), cutoffs in Å, E0 in eV/atom.  The tables of
+``docs/fitting.md`` are checked against these models by a test.
 """
 
 from __future__ import annotations
 
-import copy
 import inspect
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from aceal.errors import AcealInputError
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-__all__ = ["load_config", "validate_config", "SCHEMA", "basis_parameter_names"]
+from aceal.settings import Settings, load_yaml, parse
 
-_REQUIRED = object()
-
-
-def _type_name(t: tuple[type, ...]) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-             type(None): "null", list: "a list", dict: "a mapping"}
-    return " or ".join(names.get(x, x.__name__) for x in t)
+__all__ = ["FitConfig", "load_config", "validate_config", "basis_parameter_names",
+           "BasisKwargs", "E0Settings", "RepulsionSettings", "WeightsSettings",
+           "SolverSettings", "PriorSettings", "PathList"]
 
 
-@dataclass
-class Value:
-    """A leaf: one of ``types`` (``int`` is accepted for ``float``), optional choices/check."""
+def basis_parameter_names() -> set[str]:
+    """Keyword arguments of :class:`aceal.basis.ACEBasis`."""
+    from aceal.basis import ACEBasis
 
-    types: tuple[type, ...]
-    default: Any = None
-    choices: tuple | None = None
-    check: Callable[[Any], str | None] | None = None
-
-    def validate(self, value: Any, path: str) -> Any:
-        types = self.types
-        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-        if not ok and float in types and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
-        if not ok:
-            raise AcealInputError(f"{path}: expected {_type_name(types)}, got {value!r}")
-        if self.choices is not None and value not in self.choices:
-            raise AcealInputError(f"{path}: must be one of {', '.join(map(str, self.choices))}, "
-                                  f"got {value!r}")
-        if self.check is not None and value is not None:
-            msg = self.check(value)
-            if msg:
-                raise AcealInputError(f"{path}: {msg}")
-        return value
+    return {n for n in inspect.signature(ACEBasis).parameters if n != "self"}
 
 
-@dataclass
-class Section:
-    """A mapping with fixed keys; unknown keys are errors."""
-
-    fields: dict[str, Any]
-    nullable: bool = False
-    default_none: bool = False
-
-    @property
-    def default(self) -> Any:
-        if self.default_none:
-            return None
-        return {k: _default(v) for k, v in self.fields.items()
-                if _default(v) is not _REQUIRED}
-
-    def validate(self, value: Any, path: str) -> Any:
-        if value is None and self.nullable:
-            return None
-        if not isinstance(value, dict):
-            raise AcealInputError(f"{path or 'config'}: expected a mapping, got {value!r}")
-        out = {}
-        for key in value:
-            if not isinstance(key, str) or key not in self.fields:
-                raise AcealInputError(f"{_join(path, key)}: unknown key")
-        for key, node in self.fields.items():
-            if key in value:
-                out[key] = node.validate(value[key], _join(path, key))
-            else:
-                d = _default(node)
-                if d is _REQUIRED:
-                    raise AcealInputError(f"{_join(path, key)}: required key missing")
-                out[key] = copy.deepcopy(d)
-        return out
-
-
-@dataclass
-class MapOf:
-    """A mapping with free (string) keys and values of one schema."""
-
-    value: Any
-    default: Any = field(default_factory=dict)
-
-    def validate(self, value: Any, path: str) -> Any:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise AcealInputError(f"{path}: expected a mapping, got {value!r}")
-        out = {}
-        for k, v in value.items():
-            out[str(k)] = self.value.validate(v, _join(path, str(k)))
-        return out
-
-
-@dataclass
-class OneOf:
-    """The first alternative that validates (error message of the last one otherwise)."""
-
-    options: tuple
-    default: Any = None
-    describe: str = ""
-
-    def validate(self, value: Any, path: str) -> Any:
-        err: AcealInputError | None = None
-        for opt in self.options:
-            try:
-                return opt.validate(value, path)
-            except AcealInputError as e:
-                err = e
-        if self.describe:
-            raise AcealInputError(f"{path}: expected {self.describe}, got {value!r}")
-        assert err is not None
-        raise err
-
-
-@dataclass
-class PathList:
-    """A path or a list of paths (strings)."""
-
-    default: Any = None
-    nullable: bool = True
-
-    def validate(self, value: Any, path: str) -> Any:
-        if value is None and self.nullable:
-            return None
-        if isinstance(value, str):
-            return [value]
-        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-            return list(value)
-        raise AcealInputError(f"{path}: expected a path or a list of paths, got {value!r}")
-
-
-@dataclass
-class FreeMapping:
-    """Keyword arguments passed through to a constructor; keys checked against ``names()``."""
-
-    names: Callable[[], set[str] | None]
-    default: Any = field(default_factory=dict)
-    fixed: dict[str, Any] = field(default_factory=dict)
-    forbidden: tuple[str, ...] = ()
-
-    def validate(self, value: Any, path: str) -> Any:
-        if value is None:
-            return copy.deepcopy(self.default)
-        if not isinstance(value, dict):
-            raise AcealInputError(f"{path}: expected a mapping, got {value!r}")
-        allowed = self.names()
-        out = {}
-        for key, v in value.items():
-            p = _join(path, str(key))
-            if key in self.forbidden:
-                raise AcealInputError(f"{p}: set automatically, remove it")
-            if key in self.fixed:
-                out[key] = self.fixed[key].validate(v, p)
-            elif allowed is not None and key not in allowed:
-                raise AcealInputError(f"{p}: unknown key")
-            else:
-                out[key] = v
-        for key, node in self.fixed.items():
-            if key not in out and node.default is not None:
-                out[key] = copy.deepcopy(node.default)
-        return out
-
-
-def _join(path: str, key: Any) -> str:
-    return f"{path}.{key}" if path else str(key)
-
-
-def _default(node: Any) -> Any:
-    d = node.default
-    return d() if callable(d) and not isinstance(d, type) else d
-
-
-def _positive(x: float) -> str | None:
-    return None if x > 0 else "must be positive"
-
-
-def _non_negative(x: float) -> str | None:
-    return None if x >= 0 else "must be >= 0"
-
-
-def basis_parameter_names() -> set[str] | None:
-    """Keyword arguments of :class:`aceal.basis.ACEBasis` (``None`` if it is not available)."""
-    try:
-        from aceal.basis import ACEBasis
-    except ImportError:
+def _path_list(value: Any) -> Any:
+    if value is None:
         return None
-    params = inspect.signature(ACEBasis).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return None
-    return {n for n in params if n != "self"}
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ValueError(f"expected a path or a list of paths, got {value!r}")
 
 
-_NUM = (float,)
-_WEIGHT = Value(_NUM, None, check=_non_negative)
-
-SCHEMA = Section({
-    "data": Section({
-        "train": PathList(),
-        "test": PathList(),
-        "keys": Section({
-            "energy": Value((str,), "energy"),
-            "forces": Value((str,), "forces"),
-            "stress": Value((str,), "stress"),
-            "config_type": Value((str,), "config_type"),
-            "weight": Value((str,), "weight"),
-        }),
-    }),
-    "basis": FreeMapping(
-        basis_parameter_names,
-        fixed={
-            "r_cut": OneOf((Value(_NUM, check=_positive),
-                            Section({"nn_multiple": Value(_NUM, _REQUIRED, check=_positive)})),
-                           default=None,
-                           describe="a cutoff in Å or {nn_multiple: x}"),
-        },
-        forbidden=("elements",),
-    ),
-    "e0": Section({
-        "method": Value((str,), "fit",
-                        choices=("fit", "composition", "given", "isolated")),
-        "values": MapOf(Value(_NUM)),
-    }),
-    "repulsion": Section({
-        "prehc": Value(_NUM, _REQUIRED, check=_non_negative),
-        "lambdahc": Value(_NUM, _REQUIRED, check=_non_negative),
-    }, nullable=True, default_none=True),
-    "fit": Section({
-        "weights": Section({
-            "energy": Value(_NUM, 1.0e4, check=_non_negative),
-            "forces": Value(_NUM, 1.0e2, check=_non_negative),
-            "virial": Value(_NUM, 1.0e3, check=_non_negative),
-            "config_types": MapOf(Section({"energy": _WEIGHT, "forces": _WEIGHT,
-                                           "virial": _WEIGHT})),
-        }),
-        "solver": Section({
-            "method": Value((str,), "bayesian", choices=("bayesian", "ridge")),
-            "lambda": Value(_NUM, 1e-8, check=_non_negative),
-            "max_iter": Value((int,), 1000, check=_positive),
-        }),
-        "prior": Section({
-            "power": Value(_NUM, 2.0, check=_non_negative),
-            "offset": Value(_NUM, 1.0, check=_positive),
-            "order_factor": Value(_NUM, 1.0, check=_positive),
-        }),
-        "committee": Section({
-            "size": Value((int,), 0, check=_non_negative),
-            "seed": Value((int,), 0),
-        }),
-        "chunk_size": Value((int,), 32, check=_positive),
-    }),
-    "output": Section({
-        "model": Value((str,), "model.yaml"),
-        "report": Value((str, type(None)), None),
-        "plot": Value((bool,), True),
-        "normal_equations": Value((str, type(None)), None),
-    }),
-})
+#: a path or a non-empty list of paths (a single path becomes a list)
+PathList = Annotated[list[str] | None, BeforeValidator(_path_list)]
 
 
-def validate_config(doc: Any) -> dict:
-    """Validate a parsed configuration and return it with all defaults filled in."""
-    if doc is None:
-        doc = {}
-    out = SCHEMA.validate(doc, "")
-    # strip the internal null for an unset r_cut
-    if out["basis"].get("r_cut") is None:
-        out["basis"].pop("r_cut", None)
-    if out["e0"]["method"] == "given" and not out["e0"]["values"]:
-        raise AcealInputError("e0.values: required when e0.method is given")
+def _check_basis(value: Any) -> dict[str, Any]:
+    """Keyword mapping for ACEBasis: known keys only; ``r_cut`` Å or ``{nn_multiple: x}``."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping, got {value!r}")
+    allowed = basis_parameter_names()
+    out = {}
+    for key, v in value.items():
+        if key == "elements":
+            raise ValueError(f"@{key}: set automatically, remove it")
+        if key not in allowed:
+            raise ValueError(f"@{key}: unknown key")
+        if key == "r_cut":
+            v = _cutoff(v)
+            if v is None:
+                continue
+        out[key] = v
     return out
 
 
-def _yaml_loader():
-    """A safe YAML loader that also reads ``1e4`` / ``1.0e5`` as floats (YAML 1.2 style;
-    PyYAML's YAML 1.1 resolver wants ``1.0e+5`` and would return a string)."""
-    import re
-
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.yaml_implicit_resolvers = {
-        k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-    Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:float",
-        re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                    |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-                    |[-+]?\.(?:inf|Inf|INF)
-                    |\.(?:nan|NaN|NAN))$""", re.X),
-        list("-+0123456789."))
-    return Loader
+def _cutoff(v: Any) -> Any:
+    if v is None:
+        return None
+    ok_number = isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+    ok_multiple = (isinstance(v, dict) and set(v) == {"nn_multiple"}
+                   and isinstance(v["nn_multiple"], int | float)
+                   and not isinstance(v["nn_multiple"], bool) and v["nn_multiple"] > 0)
+    if ok_number:
+        return float(v)
+    if ok_multiple:
+        return {"nn_multiple": float(v["nn_multiple"])}
+    raise ValueError(f"@r_cut: expected a cutoff in Å or {{nn_multiple: x}}, got {v!r}")
 
 
-def load_config(path: str | Path) -> dict:
+#: keyword arguments of :class:`aceal.basis.ACEBasis` (``order``, ``max_degree``, ``r_cut``
+#: in Å or ``{nn_multiple: x}`` times the median nearest-neighbour distance, ...)
+BasisKwargs = Annotated[dict[str, Any], BeforeValidator(_check_basis)]
+
+
+class DataKeys(Settings):
+    """Names of the label keys in the data files."""
+
+    energy: str = Field("energy", description="total energy key, eV")
+    forces: str = Field("forces", description="forces key, eV/Å")
+    stress: str = Field("stress", description="stress key, eV/Å³ (ASE sign, Voigt)")
+    config_type: str = Field("config_type", description="configuration type key")
+    weight: str = Field("weight", description="per-configuration weight factor key")
+
+
+class DataSettings(Settings):
+    train: PathList = Field(None, description="training data: extended XYZ files or stores")
+    test: PathList = Field(None, description="test data, evaluated after the fit")
+    keys: DataKeys = Field(default_factory=DataKeys)
+
+
+class E0Settings(Settings):
+    method: Literal["fit", "composition", "given", "isolated"] = Field(
+        "fit", description="reference energies: fitted jointly, by composition, given, "
+                           "or of isolated atoms")
+    values: dict[str, float] = Field(default_factory=dict,
+                                     description="E0 per element, eV/atom (method given)")
+
+    @model_validator(mode="after")
+    def _given_needs_values(self) -> E0Settings:
+        if self.method == "given" and not self.values:
+            raise ValueError("@values: required when e0.method is given")
+        return self
+
+
+class RepulsionSettings(Settings):
+    """Core repulsion ``prehc * exp(-lambdahc r**2) / r`` (PACE form) below ``basis.r_in``."""
+
+    prehc: float = Field(ge=0, description="prefactor, eV Å")
+    lambdahc: float = Field(ge=0, description="decay, 1/Å²")
+
+
+class ConfigTypeWeights(Settings):
+    energy: float | None = Field(None, ge=0)
+    forces: float | None = Field(None, ge=0)
+    virial: float | None = Field(None, ge=0)
+
+
+class WeightsSettings(Settings):
+    energy: float = Field(1.0e4, ge=0, description="per (eV/atom)² of the energy per atom")
+    forces: float = Field(1.0e2, ge=0, description="per (eV/Å)² of each force component")
+    virial: float = Field(1.0e3, ge=0, description="per (eV/atom)² of each virial component")
+    config_types: dict[str, ConfigTypeWeights] = Field(
+        default_factory=dict, description="per config_type overrides of the three weights")
+
+
+class SolverSettings(Settings):
+    method: Literal["bayesian", "ridge"] = Field(
+        "bayesian", description="evidence maximisation, or ridge with a fixed lambda")
+    lambda_: float = Field(1e-8, ge=0, alias="lambda",
+                           description="ridge strength relative to the prior")
+    max_iter: int = Field(1000, gt=0, description="evidence-maximisation iterations")
+
+
+class PriorSettings(Settings):
+    """Smoothness prior precision ``(offset + degree)**power * order_factor**(order - 1)``."""
+
+    power: float = Field(2.0, ge=0, description="power of the degree")
+    offset: float = Field(1.0, gt=0, description="added to the degree")
+    order_factor: float = Field(1.0, gt=0, description="extra penalty per body order")
+
+
+class CommitteeSettings(Settings):
+    size: int = Field(0, ge=0, description="posterior samples saved with the model")
+    seed: int = Field(0, description="their random seed")
+
+
+class FitSection(Settings):
+    weights: WeightsSettings = Field(default_factory=WeightsSettings)
+    solver: SolverSettings = Field(default_factory=SolverSettings)
+    prior: PriorSettings = Field(default_factory=PriorSettings)
+    committee: CommitteeSettings = Field(default_factory=CommitteeSettings)
+    chunk_size: int = Field(32, gt=0, description="configurations per assembly chunk")
+
+
+class OutputSettings(Settings):
+    model: str = Field("model.yaml", description="model file (.yaml or .yace)")
+    report: str | None = Field(None, description="JSON report (default: next to the model)")
+    plot: bool = Field(True, description="write the parity plot")
+    normal_equations: str | None = Field(None, description="save the normal equations (.npz)")
+
+
+class FitConfig(Settings):
+    """An ``aceal fit`` config file."""
+
+    data: DataSettings = Field(default_factory=DataSettings)
+    basis: BasisKwargs = Field(default_factory=dict)
+    e0: E0Settings = Field(default_factory=E0Settings)
+    repulsion: RepulsionSettings | None = None
+    fit: FitSection = Field(default_factory=FitSection)
+    output: OutputSettings = Field(default_factory=OutputSettings)
+
+    @field_validator("repulsion", mode="before")
+    @classmethod
+    def _mapping(cls, v: Any) -> Any:
+        if v is not None and not isinstance(v, dict):
+            raise ValueError(f"expected a mapping or null, got {v!r}")
+        return v
+
+
+def validate_config(doc: Any) -> FitConfig:
+    """Validate a parsed configuration; defaults filled in."""
+    return parse(FitConfig, doc)
+
+
+def load_config(path: str | Path) -> FitConfig:
     """Read and validate a YAML configuration file."""
-    import yaml
-
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise
-    except OSError as err:
-        raise AcealInputError(f"{p}: cannot read ({err.strerror})") from err
-    try:
-        doc = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - safe loader subclass
-    except yaml.YAMLError as err:
-        msg = " ".join(str(err).split())
-        raise AcealInputError(f"{p}: invalid YAML ({msg})") from err
-    return validate_config(doc)
+    return validate_config(load_yaml(path))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +21,13 @@ from ase.data import atomic_numbers
 
 from aceal.errors import AcealInputError
 from aceal.fit.assembly import Baseline, assemble
+from aceal.fit.config import (
+    E0Settings,
+    FitConfig,
+    PriorSettings,
+    RepulsionSettings,
+    SolverSettings,
+)
 from aceal.fit.data import Keys, Labels, get_labels, nearest_neighbour_distance, read_configurations
 from aceal.fit.e0 import check_e0, fit_e0, isolated_atom_e0
 from aceal.fit.metrics import error_metrics, predict
@@ -28,6 +35,7 @@ from aceal.fit.normal_equations import NormalEquations
 from aceal.fit.report import parity_plot, report_paths, write_report
 from aceal.fit.solvers import Posterior, fit_bayesian, fit_ridge, profile_out, smoothness_prior
 from aceal.fit.weights import Weights
+from aceal.settings import dump
 
 __all__ = [
     "Dataset",
@@ -115,7 +123,7 @@ def load_dataset(paths: Sequence[str | Path], keys: Keys | None = None) -> Datas
     return Dataset(structures, labels, [str(p) for p in paths])
 
 
-def build_basis(basis_cfg: dict, elements: Sequence[str], structures: Sequence[Atoms]):
+def build_basis(basis_cfg: Mapping[str, Any], elements: Sequence[str], structures: Sequence[Atoms]):
     """Construct the :class:`aceal.basis.ACEBasis` of a config section.
 
     ``r_cut: {nn_multiple: x}`` becomes ``x`` times the median nearest-neighbour distance
@@ -140,18 +148,18 @@ def build_basis(basis_cfg: dict, elements: Sequence[str], structures: Sequence[A
     return basis, kwargs
 
 
-def reference_energies(e0_cfg: dict, data: Dataset, elements: Sequence[str],
+def reference_energies(e0_cfg: E0Settings, data: Dataset, elements: Sequence[str],
                        baseline: Baseline | None = None) -> dict[str, float]:
     """Per-element reference energies (eV/atom) following the ``e0`` config section.
 
     For ``method: fit`` (fitted jointly with the coefficients, see :func:`solve`) this
     returns zeros; they are placeholders until the solve.
     """
-    method = e0_cfg["method"]
+    method = e0_cfg.method
     if method == "fit":
         return {el: 0.0 for el in elements}
     if method == "given":
-        return check_e0(e0_cfg["values"], elements)
+        return check_e0(e0_cfg.values, elements)
     idx = [i for i, lab in enumerate(data.labels) if lab.energy is not None]
     energies = [data.labels[i].energy for i in idx]
     if baseline is not None:
@@ -163,7 +171,7 @@ def reference_energies(e0_cfg: dict, data: Dataset, elements: Sequence[str],
     return fit_e0([data.structures[i].numbers for i in idx], energies, elements)
 
 
-def make_repulsion(rep_cfg: dict | None, basis) -> tuple[dict | None, Baseline | None]:
+def make_repulsion(rep_cfg: RepulsionSettings | None, basis) -> tuple[dict | None, Baseline | None]:
     """The core repulsion of the ``repulsion`` section and its fitting baseline.
 
     The repulsion (``prehc * exp(-lambdahc r^2) / r``, eV and Å, PACE form) is part of the
@@ -178,7 +186,7 @@ def make_repulsion(rep_cfg: dict | None, basis) -> tuple[dict | None, Baseline |
     from aceal.calculator import ACECalculator
     from aceal.model import ACEModel
 
-    rep = {"prehc": float(rep_cfg["prehc"]), "lambdahc": float(rep_cfg["lambdahc"])}
+    rep = {"prehc": float(rep_cfg.prehc), "lambdahc": float(rep_cfg.lambdahc)}
     calc = ACECalculator(ACEModel(basis, np.zeros(len(basis)), e0=None, repulsion=rep))
 
     def baseline(atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray | None]:
@@ -213,7 +221,8 @@ def assemble_data(data: Dataset, basis, weights: Weights, e0: dict[str, float],
                     e0_columns=e0_columns)
 
 
-def solve(neq: NormalEquations, degrees: np.ndarray, solver_cfg: dict, prior_cfg: dict,
+def solve(neq: NormalEquations, degrees: np.ndarray, solver_cfg: SolverSettings,
+          prior_cfg: PriorSettings,
           n_e0: int = 0, orders: np.ndarray | None = None
           ) -> tuple[Posterior, Callable[[np.ndarray], np.ndarray]]:
     """Solve the normal equations with the smoothness prior (see :mod:`aceal.fit.solvers`).
@@ -233,25 +242,25 @@ def solve(neq: NormalEquations, degrees: np.ndarray, solver_cfg: dict, prior_cfg
     ata, aty, yty, n, e0_of = profile_out(ata, aty, yty, n, n_e0)
     if n < 1:
         raise AcealInputError("not enough observations to fit")
-    prior = smoothness_prior(degrees, prior_cfg["power"], prior_cfg["offset"], orders,
-                             prior_cfg.get("order_factor", 1.0))
-    if solver_cfg["method"] == "ridge":
-        post = fit_ridge(ata, aty, yty, n, prior, solver_cfg["lambda"])
+    prior = smoothness_prior(degrees, prior_cfg.power, prior_cfg.offset, orders,
+                             prior_cfg.order_factor)
+    if solver_cfg.method == "ridge":
+        post = fit_ridge(ata, aty, yty, n, prior, solver_cfg.lambda_)
     else:
-        post = fit_bayesian(ata, aty, yty, n, prior, max_iter=solver_cfg["max_iter"])
+        post = fit_bayesian(ata, aty, yty, n, prior, max_iter=solver_cfg.max_iter)
     return post, e0_of
 
 
-def _hyper(post: Posterior, neq: NormalEquations, cfg: dict, e0_fitted: np.ndarray) -> dict:
+def _hyper(post: Posterior, neq: NormalEquations, cfg: FitConfig, e0_fitted: np.ndarray) -> dict:
     res = neq.residual_norms(np.concatenate([post.mean, e0_fitted]))
     return {
-        "method": cfg["fit"]["solver"]["method"],
+        "method": cfg.fit.solver.method,
         "alpha": post.alpha, "beta": post.beta, "lambda": post.lam,
         "noise_scale": 1.0 / np.sqrt(post.beta),
         "log_evidence": post.log_evidence, "effective_parameters": post.gamma,
         "iterations": post.iterations, "converged": post.converged,
-        "prior": cfg["fit"]["prior"],
-        "weights": cfg["fit"]["weights"],
+        "prior": dump(cfg.fit.prior),
+        "weights": dump(cfg.fit.weights),
         "rows": neq.n_rows,
         "weighted_residual": res,
         # of the column-scaled, regularised normal matrix that is actually solved
@@ -261,9 +270,9 @@ def _hyper(post: Posterior, neq: NormalEquations, cfg: dict, e0_fitted: np.ndarr
 
 
 # ---------------------------------------------------------------------- driver
-def run_fit(cfg: dict, *, train: Sequence[str] | None = None, test: Sequence[str] | None = None,
-            out: str | Path | None = None, progress: bool | None = None,
-            log: Callable[[str], None] | None = None) -> FitResult:
+def run_fit(cfg: FitConfig, *, train: Sequence[str] | None = None,
+            test: Sequence[str] | None = None, out: str | Path | None = None,
+            progress: bool | None = None, log: Callable[[str], None] | None = None) -> FitResult:
     """Run a whole fit from a validated config (:func:`aceal.fit.config.load_config`).
 
     Parameters
@@ -280,12 +289,12 @@ def run_fit(cfg: dict, *, train: Sequence[str] | None = None, test: Sequence[str
     say = log or (lambda msg: None)
     timer = _Timer()
     t_start = time.perf_counter()
-    train = list(train) if train else cfg["data"]["train"]
-    test = list(test) if test else cfg["data"]["test"]
+    train = list(train) if train else cfg.data.train
+    test = list(test) if test else cfg.data.test
     if not train:
         raise AcealInputError("data.train: no training data (give it in the config or --train)")
-    model_path = Path(out if out is not None else cfg["output"]["model"])
-    keys = Keys(**cfg["data"]["keys"])
+    model_path = Path(out if out is not None else cfg.output.model)
+    keys = Keys(**cfg.data.keys.model_dump())
 
     with timer("read"):
         train_data = load_dataset(train, keys)
@@ -301,33 +310,33 @@ def run_fit(cfg: dict, *, train: Sequence[str] | None = None, test: Sequence[str
         + (f", {len(test_data.structures)} test" if test_data else ""))
 
     with timer("basis"):
-        basis, basis_kwargs = build_basis(cfg["basis"], elements, train_data.structures)
+        basis, basis_kwargs = build_basis(cfg.basis, elements, train_data.structures)
     say(f"basis: {len(basis)} functions, r_cut {basis_kwargs.get('r_cut', 'default')} Å")
 
     with timer("e0"):
-        repulsion, baseline = make_repulsion(cfg["repulsion"], basis)
-        e0 = reference_energies(cfg["e0"], train_data, elements, baseline)
-    weights = Weights.from_config(cfg["fit"]["weights"])
+        repulsion, baseline = make_repulsion(cfg.repulsion, basis)
+        e0 = reference_energies(cfg.e0, train_data, elements, baseline)
+    weights = Weights.from_settings(cfg.fit.weights)
 
     with timer("assembly"):
-        e0_columns = elements if cfg["e0"]["method"] == "fit" else []
+        e0_columns = elements if cfg.e0.method == "fit" else []
         neq = assemble_data(train_data, basis, weights, e0, baseline,
-                            chunk_size=cfg["fit"]["chunk_size"], progress=progress,
+                            chunk_size=cfg.fit.chunk_size, progress=progress,
                             e0_columns=e0_columns)
-    if cfg["output"]["normal_equations"]:
-        neq.save(cfg["output"]["normal_equations"])
+    if cfg.output.normal_equations:
+        neq.save(cfg.output.normal_equations)
     say(f"assembled {sum(neq.n_rows.values())} rows in {timer.times['assembly']:.1f} s")
 
     with timer("solve"):
-        post, e0_of = solve(neq, basis.degrees, cfg["fit"]["solver"], cfg["fit"]["prior"],
+        post, e0_of = solve(neq, basis.degrees, cfg.fit.solver, cfg.fit.prior,
                             n_e0=len(e0_columns), orders=basis.orders)
         if e0_columns:
             e0 = {el: float(v) for el, v in zip(e0_columns, e0_of(post.mean), strict=True)}
     committee = None
     with timer("committee"):
-        if cfg["fit"]["committee"]["size"] > 0:
-            committee = post.sample(cfg["fit"]["committee"]["size"],
-                                    cfg["fit"]["committee"]["seed"])
+        if cfg.fit.committee.size > 0:
+            committee = post.sample(cfg.fit.committee.size,
+                                    cfg.fit.committee.seed)
     say(f"solved in {timer.times['solve']:.1f} s (lambda {post.lam:.3g}, "
         f"effective parameters {post.gamma:.1f})")
 
@@ -348,10 +357,10 @@ def run_fit(cfg: dict, *, train: Sequence[str] | None = None, test: Sequence[str
             errors[name] = error_metrics(d.labels, preds, d.natoms)
             plot_sets[name] = (d.labels, preds, d.natoms)
     report_path, plot_path = report_paths(model_path)
-    if cfg["output"]["report"]:
-        report_path = Path(cfg["output"]["report"])
+    if cfg.output.report:
+        report_path = Path(cfg.output.report)
     with timer("plot"):
-        if cfg["output"]["plot"]:
+        if cfg.output.plot:
             parity_plot(plot_path, plot_sets)
         else:
             plot_path = None
@@ -366,13 +375,13 @@ def run_fit(cfg: dict, *, train: Sequence[str] | None = None, test: Sequence[str
                                 zip(*np.unique(basis.orders, return_counts=True), strict=True)},
                   **{k: v for k, v in basis_kwargs.items()}},
         "e0": e0,
-        "e0_method": cfg["e0"]["method"],
+        "e0_method": cfg.e0.method,
         "hyperparameters": _hyper(post, neq, cfg, e0_of(post.mean)),
         "committee_size": 0 if committee is None else len(committee),
         "errors": errors,
         "timings": timer.times,
         "threads": {"numba": _numba_threads(), "cpus": os.cpu_count()},
-        "config": cfg,
+        "config": dump(cfg),
     }
     write_report(report_path, report)
     return FitResult(model, post, neq, report, model_path, report_path, plot_path)

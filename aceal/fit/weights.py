@@ -51,12 +51,11 @@ class Weights:
                     raise ValueError(f"config_types.{ct}.{kind}: weight must be >= 0")
 
     @classmethod
-    def from_config(cls, section: dict) -> Weights:
-        """The weights of a validated ``fit.weights`` config section (``None`` entries of
-        a config type's override mean "the global weight")."""
-        over = {ct: {k: v for k, v in d.items() if v is not None}
-                for ct, d in section["config_types"].items()}
-        return cls(section["energy"], section["forces"], section["virial"], over)
+    def from_settings(cls, section) -> Weights:
+        """The weights of a ``fit.weights`` section (:class:`aceal.fit.config.WeightsSettings`;
+        ``None`` in a config type's override means "the global weight")."""
+        over = {ct: d.model_dump(exclude_none=True) for ct, d in section.config_types.items()}
+        return cls(section.energy, section.forces, section.virial, over)
 
     def for_config(self, config_type: str | None, factor: float = 1.0) -> dict[str, float]:
         """Weights ``{"energy", "forces", "virial"}`` of one configuration.

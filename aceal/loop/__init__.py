@@ -9,12 +9,12 @@ Modules: :mod:`~aceal.loop.config` (schema and validation), :mod:`~aceal.loop.st
 (outputs), :mod:`~aceal.loop.cli` (``aceal-loop``).  See ``docs/campaign.md``.
 """
 
-from aceal.loop.config import load_campaign_config, validate_campaign_config
+from aceal.loop.config import CampaignConfig, load_campaign_config, validate_campaign_config
 
-__all__ = ["load_campaign_config", "validate_campaign_config", "run_campaign"]
+__all__ = ["CampaignConfig", "load_campaign_config", "validate_campaign_config", "run_campaign"]
 
 
-def run_campaign(cfg: dict, output=None, quiet: bool = False):
+def run_campaign(cfg: CampaignConfig, output=None, quiet: bool = False):
     """Run a validated campaign (see :func:`aceal.loop.cli.run_campaign`)."""
     from aceal.loop.cli import run_campaign as _run
 

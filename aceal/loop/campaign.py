@@ -34,6 +34,8 @@ import numpy as np
 from ase import Atoms
 
 from aceal.errors import AcealInputError
+from aceal.jsonable import to_jsonable
+from aceal.loop.config import CampaignConfig
 from aceal.loop.coordinator import Engine
 from aceal.loop.faults import crash_point
 from aceal.loop.log import CampaignLog, Progress
@@ -42,6 +44,7 @@ from aceal.loop.selection import select_candidates
 from aceal.loop.state import STATE_FILE, load_state, save_state
 from aceal.loop.structures import build_structures, seed_configurations
 from aceal.loop.walker import ModelBundle, maxwell_boltzmann, new_walker
+from aceal.settings import dump
 from aceal.store.atomic import write_atomic
 
 __all__ = ["Campaign", "config_hash", "STATE_FILE"]
@@ -59,11 +62,11 @@ def config_hash(atoms: Atoms) -> str:
     return h.hexdigest()
 
 
-def _fingerprint(cfg: dict) -> str:
+def _fingerprint(cfg: CampaignConfig) -> str:
     """What must not change between runs of one campaign (it defines the fit's rows)."""
-    keep = {k: cfg[k] for k in ("elements", "basis", "e0", "repulsion")}
-    keep["weights"] = cfg["fit"]["weights"]
-    return json.dumps(keep, sort_keys=True, default=str)
+    keep = {k: getattr(cfg, k) for k in ("elements", "basis", "e0", "repulsion")}
+    keep["weights"] = cfg.fit.weights
+    return json.dumps(to_jsonable(keep, other=dump), sort_keys=True)
 
 
 class Campaign:
@@ -83,7 +86,7 @@ class Campaign:
         Terminal progress printer.
     """
 
-    def __init__(self, cfg: dict, outdir: Path, engine: Engine, basis, tables,
+    def __init__(self, cfg: CampaignConfig, outdir: Path, engine: Engine, basis, tables,
                  progress: Progress | None = None) -> None:
         self.cfg = cfg
         self.out = Path(outdir)
@@ -91,7 +94,7 @@ class Campaign:
         self.basis = basis
         self.tables = tables
         self.progress = progress or Progress(False)
-        self.log = CampaignLog(self.out / cfg["output"]["log"])
+        self.log = CampaignLog(self.out / cfg.output.log)
         self.state_path = self.out / STATE_FILE
         self.t_run = time.perf_counter()
         self.store = None
@@ -130,7 +133,7 @@ class Campaign:
 
     # ------------------------------------------------------------------ helpers
     def _temperature(self, iteration: int) -> float:
-        temps = self.cfg["md"]["temperature"]
+        temps = self.cfg.md.temperature
         return temps[min(max(iteration - 1, 0), len(temps) - 1)]
 
     def _done(self, iteration: int) -> dict[str, tuple[int, bool]]:
@@ -142,7 +145,7 @@ class Campaign:
             done[config_hash(a)] = (int(sel.get("attempts", 1)), False)
         for f in self.store.failures():
             if f.iteration == iteration:
-                done[config_hash(f.atoms)] = (self.cfg["reference"]["retries"] + 1, True)
+                done[config_hash(f.atoms)] = (self.cfg.reference.retries + 1, True)
         return done
 
     def _label_pending(self, iteration: int, timings: dict) -> dict:
@@ -199,11 +202,11 @@ class Campaign:
     def _import_initial(self) -> int:
         from aceal.store import read_configurations
 
-        init = self.cfg["initial_data"]
+        init = self.cfg.initial_data
         if len(self.store.indices(source="import")):
             return 0
         images = []
-        for path in ([init["store"]] if init["store"] else []) + (init["xyz"] or []):
+        for path in ([init.store] if init.store else []) + (init.xyz or []):
             images += read_configurations(path)
         images = [a for a in images if a.calc is not None or "energy" in a.info]
         if images:
@@ -212,25 +215,17 @@ class Campaign:
         return len(images)
 
     def _e0(self) -> dict[str, float]:
-        from aceal.fit import fit_e0
-        from aceal.fit.e0 import check_e0
+        """E0 from the initial data by the ``aceal fit`` rule of ``e0.method``."""
+        from aceal.fit import get_labels
+        from aceal.fit.fitter import Dataset, reference_energies
 
-        if self.cfg["e0"]["method"] == "given":
-            return check_e0(self.cfg["e0"]["values"], self.cfg["elements"])
-        idx = self.store.indices()
-        numbers, energies = [], []
-        for a in self.store[idx]:
-            e = a.calc.results.get("energy") if a.calc is not None else None
-            if e is None:
-                continue
-            if self.baseline is not None:
-                e = e - self.baseline(a)[0]
-            numbers.append(a.numbers)
-            energies.append(e)
-        if not energies:
+        images = self.store[self.store.indices()] if self.cfg.e0.method != "given" else []
+        data = Dataset(images, [get_labels(a) for a in images])
+        if self.cfg.e0.method != "given" and not any(lab.energy is not None
+                                                    for lab in data.labels):
             raise AcealInputError("initial_data: no labelled configuration with an energy "
                                   "to fit E0 from")
-        return fit_e0(numbers, energies, self.cfg["elements"])
+        return reference_energies(self.cfg.e0, data, self.cfg.elements, self.baseline)
 
     def _validation_set(self) -> list[Atoms]:
         """Held-out frames from MD with the reference (or the configured file)."""
@@ -241,39 +236,39 @@ class Campaign:
 
         from aceal.store import read_configurations, write_xyz
 
-        vcfg = self.cfg["validation"]
-        if vcfg["file"]:
-            return read_configurations(vcfg["file"])
+        vcfg = self.cfg.validation
+        if vcfg.file:
+            return read_configurations(vcfg.file)
         path = self.out / "validation.xyz"
         if path.is_file():
             return read_configurations(path)
-        if vcfg["frames"] == 0:
+        if vcfg.frames == 0:
             return []
-        rng = np.random.default_rng([self.cfg["seed"], 7])
+        rng = np.random.default_rng([self.cfg.seed, 7])
         oracle = self.engine.ctx.oracle
         frames, calls, failures = [], 0, 0
         n_struct = len(self.structures)
-        per = [vcfg["frames"] // n_struct + (k < vcfg["frames"] % n_struct)
+        per = [vcfg.frames // n_struct + (k < vcfg.frames % n_struct)
                for k in range(n_struct)]
-        self.progress.say(f"validation set: {vcfg['frames']} frames from "
-                          f"{vcfg['frames'] * vcfg['steps_between']} MD steps with the reference")
+        self.progress.say(f"validation set: {vcfg.frames} frames from "
+                          f"{vcfg.frames * vcfg.steps_between} MD steps with the reference")
         for k, (s, n) in enumerate(zip(self.structures, per, strict=True)):
             if n == 0:
                 continue
             a = Atoms(s.numbers, positions=s.positions, cell=s.cell, pbc=s.pbc)
-            maxwell_boltzmann(a, 2 * vcfg["temperature"], rng)
+            maxwell_boltzmann(a, 2 * vcfg.temperature, rng)
             good = (a.positions.copy(), a.get_momenta())
             done, tries = 0, 0
             while done < n:
                 # a failing reference call (exception, NaN, absurd force) restarts the MD
                 # from the last frame with a fresh calculator, up to the oracle's retries
                 a.calc = oracle.factory()
-                dyn = Langevin(a, vcfg["timestep"] * fs, temperature_K=vcfg["temperature"],
+                dyn = Langevin(a, vcfg.timestep * fs, temperature_K=vcfg.temperature,
                                friction=0.02 / fs, fixcm=False, rng=rng, comm=DummyMPI())
                 try:
                     while done < n:
-                        dyn.run(vcfg["steps_between"])
-                        calls += vcfg["steps_between"]
+                        dyn.run(vcfg.steps_between)
+                        calls += vcfg.steps_between
                         res = {"energy": float(a.get_potential_energy()),
                                "forces": np.array(a.get_forces())}
                         if a.pbc.all():
@@ -363,10 +358,10 @@ class Campaign:
     def _start(self) -> bool:
         from aceal.fit.fitter import make_repulsion
 
-        self.rng = np.random.default_rng(self.cfg["seed"])
-        self.structures = build_structures(self.cfg["structures"],
-                                           np.random.default_rng([self.cfg["seed"], 1]))
-        self.repulsion, self.baseline = make_repulsion(self.cfg["repulsion"], self.basis)
+        self.rng = np.random.default_rng(self.cfg.seed)
+        self.structures = build_structures(self.cfg.structures,
+                                           np.random.default_rng([self.cfg.seed, 1]))
+        self.repulsion, self.baseline = make_repulsion(self.cfg.repulsion, self.basis)
         resumed = self._load_state()
         if not resumed:
             self.state = {"version": STATE_VERSION, "fingerprint": _fingerprint(self.cfg),
@@ -382,10 +377,10 @@ class Campaign:
         t_all = time.perf_counter()
         if self.state["phase"] == "new":
             n_import = self._import_initial()
-            init = self.cfg["initial_data"]
-            seeds = seed_configurations(self.structures, init["seeds_per_structure"],
-                                        init["seed_rattle"], init["seed_strain"],
-                                        np.random.default_rng([self.cfg["seed"], 2]))
+            init = self.cfg.initial_data
+            seeds = seed_configurations(self.structures, init.seeds_per_structure,
+                                        init.seed_rattle, init.seed_strain,
+                                        np.random.default_rng([self.cfg.seed, 2]))
             self.state["pending"] = [
                 {"atoms": a, "hash": config_hash(a), "source": "seed", "reason": "seed",
                  "rank": 0, "selection": {}} for a in seeds]
@@ -410,7 +405,7 @@ class Campaign:
         self.state["walkers"] = [
             new_walker(w, self.structures[w % len(self.structures)], temp, self.rng,
                        structure=w % len(self.structures))
-            for w in range(self.cfg["md"]["walkers"])]
+            for w in range(self.cfg.md.walkers)]
         timings["total"] = time.perf_counter() - t_all
         rec = self.log.write("iteration", iteration=0, model_version=0, candidates=0,
                              selected=0, n_train=len(self.store), **lab,
@@ -420,30 +415,30 @@ class Campaign:
                              fit=fit_errors, validation=val, timings=timings, trace=[])
         self.state["phase"] = "done"
         self._save_state()
-        self.progress.iteration(rec, self.cfg["stopping"]["max_iterations"])
+        self.progress.iteration(rec, self.cfg.stopping.max_iterations)
 
     def _make_refitter(self) -> None:
-        self.refit = Refitter(self.basis, self.tables, self.cfg["fit"], self.state["e0"],
+        self.refit = Refitter(self.basis, self.tables, self.cfg.fit, self.state["e0"],
                               self.out, baseline=self.baseline,
                               num_threads=self.engine.ctx.threads)
         self.refit.load()
 
     def _stop_reason(self) -> str | None:
-        st, s = self.cfg["stopping"], self.state
-        if s["iteration"] >= st["max_iterations"]:
-            return f"max_iterations ({st['max_iterations']}) reached"
-        if st["max_reference_calls"] and s["reference_calls"] >= st["max_reference_calls"]:
-            return f"reference-call budget ({st['max_reference_calls']}) used"
+        st, s = self.cfg.stopping, self.state
+        if s["iteration"] >= st.max_iterations:
+            return f"max_iterations ({st.max_iterations}) reached"
+        if st.max_reference_calls and s["reference_calls"] >= st.max_reference_calls:
+            return f"reference-call budget ({st.max_reference_calls}) used"
         wall = s.get("wall_time_before", 0.0) + time.perf_counter() - self.t_run
-        if st["max_wall_time"] and wall >= st["max_wall_time"]:
-            return f"wall time {wall:.0f} s >= {st['max_wall_time']:g} s"
+        if st.max_wall_time and wall >= st.max_wall_time:
+            return f"wall time {wall:.0f} s >= {st.max_wall_time:g} s"
         hist = [h.get("validation_forces_mae") for h in s["history"]]
         hist = [h for h in hist if h is not None]
-        if st["force_mae"] and hist and hist[-1] <= st["force_mae"]:
-            return f"validation force MAE {hist[-1]:.4f} <= {st['force_mae']:g} eV/Å"
-        p = st["patience"]
-        if p and len(hist) > p and min(hist[-p:]) > min(hist[:-p]) * (1 - st["rtol"]):
-            return (f"validation force MAE converged (no improvement > {st['rtol']:.0%} in "
+        if st.force_mae and hist and hist[-1] <= st.force_mae:
+            return f"validation force MAE {hist[-1]:.4f} <= {st.force_mae:g} eV/Å"
+        p = st.patience
+        if p and len(hist) > p and min(hist[-p:]) > min(hist[:-p]) * (1 - st.rtol):
+            return (f"validation force MAE converged (no improvement > {st.rtol:.0%} in "
                     f"{p} iterations)")
         return None
 
@@ -471,18 +466,18 @@ class Campaign:
                 trace += [[r.state.walker_id, *row] for row in r.trace[::step]]
             self.state["walkers"] = [r.state for r in results]
             t0 = time.perf_counter()
-            budget = self.cfg["selection"]["batch_size"]
-            if self.cfg["stopping"]["max_reference_calls"]:
-                budget = min(budget, self.cfg["stopping"]["max_reference_calls"]
+            budget = self.cfg.selection.batch_size
+            if self.cfg.stopping.max_reference_calls:
+                budget = min(budget, self.cfg.stopping.max_reference_calls
                              - self.state["reference_calls"])
-            method = self.cfg["selection"]["method"]
+            method = self.cfg.selection.method
             info = {}
             if method == "information" and len(cands) > budget:
                 info = {"posterior": self.refit.posterior(), "weights": self.refit.weights}
             chosen, why = select_candidates([c for c, _ in cands], budget, method,
                                             self.refit.config_means,
-                                            self.cfg["selection"]["rare_event_priority"],
-                                            self.cfg["selection"]["priority_share"], **info)
+                                            self.cfg.selection.rare_event_priority,
+                                            self.cfg.selection.priority_share, **info)
             timings["selection"] = time.perf_counter() - t0
             pending = []
             for i, w in zip(chosen, why, strict=True):
@@ -529,7 +524,7 @@ class Campaign:
         self.state["phase"] = "done"
         self.state.pop("md_log", None)
         self._save_state()
-        self.progress.iteration(rec, self.cfg["stopping"]["max_iterations"])
+        self.progress.iteration(rec, self.cfg.stopping.max_iterations)
 
     # ------------------------------------------------------------------ driver
     def run(self) -> dict:
@@ -538,7 +533,7 @@ class Campaign:
 
         self.out.mkdir(parents=True, exist_ok=True)
         resumed = self._start()
-        store_path = self.out / self.cfg["output"]["store"]
+        store_path = self.out / self.cfg.output.store
         with open_store(store_path, "a") as store:
             self.store = store
             self.log.write("start", resumed=resumed, iteration=self.state["iteration"],
@@ -577,9 +572,9 @@ class Campaign:
         self.progress.say(f"finished: {reason}; {summary['n_train']} training configurations, "
                           f"{summary['reference_calls']} reference calls, "
                           f"{summary['failures']} failures")
-        if self.cfg["output"]["plots"]:
+        if self.cfg.output.plots:
             from aceal.loop.summary import write_summary
 
-            paths = write_summary(self.out, self.cfg["output"]["log"])
+            paths = write_summary(self.out, self.cfg.output.log)
             self.progress.say(f"summary: {', '.join(str(p) for p in paths)}")
         return summary

@@ -16,8 +16,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aceal.errors import AcealInputError
+
+if TYPE_CHECKING:
+    from aceal.loop.config import CampaignConfig
 
 __all__ = ["main", "run_campaign"]
 
@@ -35,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def run_campaign(cfg: dict, output: str | Path | None = None, quiet: bool = False) -> dict | None:
+def run_campaign(cfg: CampaignConfig, output: str | Path | None = None,
+                 quiet: bool = False) -> dict | None:
     """Run a validated campaign on every rank; returns the summary on rank 0.
 
     Parameters
@@ -43,7 +48,7 @@ def run_campaign(cfg: dict, output: str | Path | None = None, quiet: bool = Fals
     cfg
         From :func:`aceal.loop.config.load_campaign_config`.
     output
-        Output directory (default ``cfg["output"]["directory"]``).
+        Output directory (default ``cfg.output.directory``).
     quiet
         Suppress terminal progress.
     """
@@ -65,22 +70,22 @@ def run_campaign(cfg: dict, output: str | Path | None = None, quiet: bool = Fals
     from aceal.loop.structures import build_structures
 
     comm = get_comm()
-    threads = set_threads(comm, cfg["threads_per_rank"])
-    structures = build_structures(cfg["structures"], np.random.default_rng([cfg["seed"], 1]))
-    basis, _ = build_basis(cfg["basis"], cfg["elements"], structures)
-    ref = cfg["reference"]
-    oracle = Oracle(ref["calculator"], cfg["base_dir"], timeout=ref["timeout"],
-                    retries=ref["retries"], max_force=ref["max_force"], stress=ref["stress"],
-                    isolation=ref["isolation"])
-    ctx = WorkerContext(basis, DesignTables(basis), oracle, cfg["md"], cfg["uncertainty"],
-                        threads, keep_rows=cfg["selection"]["method"] == "information")
-    deadlines = Deadlines(**cfg["parallel"])
+    threads = set_threads(comm, cfg.threads_per_rank)
+    structures = build_structures(cfg.structures, np.random.default_rng([cfg.seed, 1]))
+    basis, _ = build_basis(cfg.basis, cfg.elements, structures)
+    ref = cfg.reference
+    oracle = Oracle(ref.calculator, cfg.base_dir, timeout=ref.timeout,
+                    retries=ref.retries, max_force=ref.max_force, stress=ref.stress,
+                    isolation=ref.isolation)
+    ctx = WorkerContext(basis, DesignTables(basis), oracle, cfg.md, cfg.uncertainty,
+                        threads, keep_rows=cfg.selection.method == "information")
+    deadlines = Deadlines(**cfg.parallel.model_dump())
     if comm.rank != 0:
         serve(comm, ctx, deadlines)
         return None
     engine = Engine(comm, ctx, deadlines)
-    out = Path(output if output is not None else cfg["output"]["directory"])
-    progress = Progress(cfg["output"]["progress"] and not quiet)
+    out = Path(output if output is not None else cfg.output.directory)
+    progress = Progress(cfg.output.progress and not quiet)
     try:
         return Campaign(cfg, out, engine, basis, ctx.tables, progress).run()
     finally:
@@ -100,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             args.output = "aceal-quickstart"
         if args.check:
             if rank == 0:
-                print(f"{cfg['config_path']}: ok")
+                print(f"{cfg.config_path}: ok")
             return 0
         run_campaign(cfg, args.output, args.quiet)
     except AcealInputError as err:

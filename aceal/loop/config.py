@@ -1,251 +1,352 @@
-"""The ``aceal-loop`` campaign configuration: schema, defaults and validation.
+"""The ``aceal-loop`` campaign configuration as typed settings (:mod:`aceal.settings`).
 
-The schema reuses the node types of :mod:`aceal.fit.config` (``Value``, ``Section``,
-``MapOf``, ...), so errors look the same as for ``aceal fit``: the key path of the first
-problem and what was wrong (``md.timestep: must be positive``).  Everything is checked
-before anything runs: unknown keys, wrong types, files that do not exist, elements that
-are not chemical elements or not listed in ``elements``, and the reference-calculator
-spec (built once).  The fields are documented in ``docs/campaign.md``.
+:class:`CampaignConfig` reuses the sections of ``aceal fit`` (:mod:`aceal.fit.config`:
+basis keywords, weights, solver, prior, repulsion), so a key means the same in both and
+errors look the same: the key path of the first problem and what was wrong
+(``md.timestep: must be positive``).  Everything is checked before anything runs:
+unknown keys, wrong types, files that do not exist (input paths are resolved against the
+config file's directory and returned absolute), elements that are not chemical elements
+or not listed in ``elements``, and the reference-calculator spec (built once).  Units:
+Å, fs, K, eV, GPa, s.  The fields are documented in ``docs/campaign.md``, whose tables a
+test checks against these models.
 """
 
 from __future__ import annotations
 
-import copy
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from ase.data import atomic_numbers
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from aceal.errors import AcealInputError
 from aceal.fit.config import (
-    _REQUIRED,
-    FreeMapping,
-    OneOf,
+    BasisKwargs,
+    E0Settings,
     PathList,
-    Section,
-    Value,
+    PriorSettings,
+    RepulsionSettings,
+    SolverSettings,
+    WeightsSettings,
 )
-from aceal.fit.config import (
-    SCHEMA as FIT_SCHEMA,
-)
+from aceal.settings import Settings, load_yaml, parse
 
-__all__ = ["SCHEMA", "load_campaign_config", "validate_campaign_config", "quickstart_path"]
-
-_NUM = (float,)
+__all__ = ["CampaignConfig", "load_campaign_config", "validate_campaign_config",
+           "quickstart_path"]
 
 
-def _positive(x: float) -> str | None:
-    return None if x > 0 else "must be positive"
+def _element(symbol: Any) -> str:
+    if not isinstance(symbol, str) or symbol not in atomic_numbers or symbol == "X":
+        raise ValueError(f"unknown element {symbol!r}")
+    return symbol
 
 
-def _non_negative(x: float) -> str | None:
-    return None if x >= 0 else "must be >= 0"
-
-
-def _pair(x: list) -> str | None:
-    if len(x) != 2 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in x):
-        return "expected [collect, stop], two numbers"
-    if not 0 <= x[0] <= x[1]:
-        return "expected 0 <= collect <= stop"
-    return None
-
-
-def _int3(x: list) -> str | None:
-    if len(x) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
-                              for v in x):
-        return "expected three positive integers"
-    return None
-
-
-def _miller(x: list) -> str | None:
-    if len(x) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) for v in x):
-        return "expected three integers"
-    return None
-
-
-def _temperatures(x: Any) -> str | None:
-    vals = x if isinstance(x, list) else [x]
-    if not vals or not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0
-                           for v in vals):
-        return "expected a temperature (K) or a non-empty list of positive temperatures"
-    return None
-
-
-_THRESH = Value((list, type(None)), None, check=_pair)
-
-STRUCTURE = Section({
-    "builder": Value((str,), "bulk", choices=("bulk", "file")),
-    "file": Value((str, type(None)), None),
-    "index": Value((str, int), -1),
-    "element": Value((str, type(None)), None),
-    "crystal": Value((str,), "fcc", choices=("fcc", "bcc", "hcp", "diamond", "sc")),
-    "a": Value((float, type(None)), None, check=_positive),
-    "cubic": Value((bool,), True),
-    "repeat": Value((list,), [1, 1, 1], check=_int3),
-    "surface": Section({
-        "miller": Value((list,), _REQUIRED, check=_miller),
-        "layers": Value((int,), 4, check=_positive),
-        "vacuum": Value(_NUM, 8.0, check=_positive),
-    }, nullable=True, default_none=True),
-    "vacancies": Value((int,), 0, check=_non_negative),
-    "interstitials": Value((int,), 0, check=_non_negative),
-    "rattle": Value(_NUM, 0.0, check=_non_negative),
-    "strain": Value(_NUM, 0.0, check=_non_negative),
-    "config_type": Value((str, type(None)), None),
-})
-
-
-class ListOf:
-    """A non-empty list whose items follow one schema."""
-
-    def __init__(self, item: Any, default: Any = _REQUIRED, allow_empty: bool = False) -> None:
-        self.item = item
-        self.default = default
-        self.allow_empty = allow_empty
-
-    def validate(self, value: Any, path: str) -> Any:
-        if not isinstance(value, list) or (not value and not self.allow_empty):
-            raise AcealInputError(f"{path}: expected a non-empty list, got {value!r}")
-        return [self.item.validate(v, f"{path}[{i}]") for i, v in enumerate(value)]
-
-
-class CalculatorSpec:
-    """A calculator spec for :func:`aceal.reference.make_calculator` (string or mapping)."""
-
-    def __init__(self, default: Any = _REQUIRED) -> None:
-        self.default = default
-
-    def validate(self, value: Any, path: str) -> Any:
-        if isinstance(value, str) and value.strip():
-            return value
-        if isinstance(value, dict) and ("name" in value or "class" in value):
-            return dict(value)
-        raise AcealInputError(f"{path}: expected a calculator name (e.g. EMT) or a mapping "
-                              f"with 'name' or 'class', got {value!r}")
-
-
-_FIT = FIT_SCHEMA.fields
-
-SCHEMA = Section({
-    "elements": ListOf(Value((str,))),
-    "structures": ListOf(STRUCTURE),
-    "initial_data": Section({
-        "store": Value((str, type(None)), None),
-        "xyz": PathList(),
-        "seeds_per_structure": Value((int,), 4, check=_non_negative),
-        "seed_rattle": Value(_NUM, 0.05, check=_non_negative),
-        "seed_strain": Value(_NUM, 0.02, check=_non_negative),
-    }),
-    "basis": FreeMapping(_FIT["basis"].names, fixed=_FIT["basis"].fixed,
-                         forbidden=("elements",)),
-    "e0": Section({
-        "method": Value((str,), "fit", choices=("fit", "given")),
-        "values": _FIT["e0"].fields["values"],
-    }),
-    "repulsion": _FIT["repulsion"],
-    "fit": Section({
-        "weights": _FIT["fit"].fields["weights"],
-        "solver": _FIT["fit"].fields["solver"],
-        "prior": _FIT["fit"].fields["prior"],
-        "committee": Value((int,), 8, check=lambda k: None if k >= 2 else "must be >= 2"),
-        "chunk_size": Value((int,), 16, check=_positive),
-    }),
-    "reference": Section({
-        "calculator": CalculatorSpec(),
-        "timeout": Value(_NUM, 600.0, check=_positive),
-        "retries": Value((int,), 1, check=_non_negative),
-        "max_force": Value(_NUM, 50.0, check=_positive),
-        "stress": Value((bool,), True),
-        "isolation": Value((str,), "none", choices=("none", "process")),
-    }),
-    "md": Section({
-        "walkers": Value((int,), 2, check=_positive),
-        "ensemble": Value((str,), "nvt", choices=("nvt", "npt")),
-        "temperature": OneOf((Value(_NUM, check=_positive),
-                              Value((list,), check=_temperatures)),
-                             default=300.0, describe="a temperature (K) or a list of them"),
-        "timestep": Value(_NUM, 2.0, check=_positive),
-        "friction": Value(_NUM, 0.02, check=_positive),
-        "steps_per_segment": Value((int,), 200, check=_positive),
-        "sample_interval": Value((int,), 10, check=_positive),
-        "pressure": Value(_NUM, 0.0),
-        "taup": Value(_NUM, 500.0, check=_positive),
-        "min_distance": Value(_NUM, 1.5, check=_positive),
-        "keep_last": Value((int,), 2, check=_non_negative),
-    }),
-    "uncertainty": Section({
-        "force_std": Value((list, type(None)), [0.05, 0.5], check=_pair),
-        "energy_std": _THRESH,
-        "gamma": Value((list, type(None)), [5.0, 25.0], check=_pair),
-        "rare_events": Section({
-            "enabled": Value((bool,), True),
-            "hop_fraction": Value(_NUM, 0.35, check=_positive),
-            "kinds": Value((list,), ["hop", "coordination"]),
-        }),
-    }),
-    "selection": Section({
-        "method": Value((str,), "fps",
-                        choices=("fps", "d-optimal", "entropy", "information")),
-        "batch_size": Value((int,), 8, check=_positive),
-        "rare_event_priority": Value((bool,), True),
-        "priority_share": Value(_NUM, 0.5, check=lambda x: None if 0 <= x <= 1
-                                else "must be between 0 and 1"),
-    }),
-    "validation": Section({
-        "file": Value((str, type(None)), None),
-        "frames": Value((int,), 8, check=_non_negative),
-        "temperature": Value(_NUM, 1000.0, check=_positive),
-        "steps_between": Value((int,), 50, check=_positive),
-        "timestep": Value(_NUM, 2.0, check=_positive),
-    }),
-    "stopping": Section({
-        "max_iterations": Value((int,), 10, check=_positive),
-        "max_reference_calls": Value((int, type(None)), None, check=_positive),
-        "max_wall_time": Value((float, type(None)), None, check=_positive),
-        "force_mae": Value((float, type(None)), None, check=_positive),
-        "patience": Value((int, type(None)), None, check=_positive),
-        "rtol": Value(_NUM, 0.05, check=_non_negative),
-    }),
-    "output": Section({
-        "directory": Value((str,), "aceal-campaign"),
-        "store": Value((str,), "train.zarr"),
-        "log": Value((str,), "log.jsonl"),
-        "plots": Value((bool,), True),
-        "progress": Value((bool,), True),
-    }),
-    "parallel": Section({
-        "timeout": Value(_NUM, 3600.0, check=_positive),
-        "worker_timeout": Value(_NUM, 86400.0, check=_positive),
-    }),
-    "seed": Value((int,), 0),
-    "threads_per_rank": Value((int, type(None)), None, check=_positive),
-})
-
-
-def _check_element(symbol: str, path: str, allowed: list[str] | None = None) -> None:
-    if symbol not in atomic_numbers or symbol == "X":
-        raise AcealInputError(f"{path}: unknown element {symbol!r}")
-    if allowed is not None and symbol not in allowed:
-        raise AcealInputError(f"{path}: element {symbol!r} is not in elements "
-                              f"({', '.join(allowed)})")
-
-
-def _resolve(path: str, base: Path) -> Path:
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else base / p
-
-
-def _check_file(value: str, path: str, base: Path, directory_ok: bool = False) -> str:
-    p = _resolve(value, base)
+def _input_file(value: str | None, info: ValidationInfo, directory_ok: bool = False):
+    """``value`` resolved against the config's directory; ValueError if absent."""
+    if value is None:
+        return None
+    p = Path(value).expanduser()
+    if not p.is_absolute():
+        p = Path((info.context or {}).get("base_dir", ".")).resolve() / p
     if not (p.is_file() or (directory_ok and p.is_dir())):
-        raise AcealInputError(f"{path}: file not found: {p}")
+        raise ValueError(f"file not found: {p}")
     return str(p)
 
 
+def _pair(x: list[float] | None) -> list[float] | None:
+    if x is not None and (len(x) != 2 or not 0 <= x[0] <= x[1]):
+        raise ValueError(f"expected [collect, stop] with 0 <= collect <= stop, got {x!r}")
+    return x
+
+
+#: ``[collect, stop]`` thresholds of an uncertainty signal, or null (signal unused)
+Thresholds = Annotated[list[float] | None, BeforeValidator(
+    lambda x: _pair(x) if isinstance(x, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in x) else x)]
+
+
+class SurfaceSettings(Settings):
+    miller: list[int] = Field(description="Miller indices of the slab")
+    layers: int = Field(4, gt=0, description="layers of the slab")
+    vacuum: float = Field(8.0, gt=0, description="vacuum on each side, Å")
+
+    @field_validator("miller")
+    @classmethod
+    def _three(cls, v: list[int]) -> list[int]:
+        if len(v) != 3:
+            raise ValueError(f"expected three integers, got {v!r}")
+        return v
+
+
+class StructureSettings(Settings):
+    """One starting structure of the walkers."""
+
+    builder: Literal["bulk", "file"] = Field("bulk", description="ase.build.bulk or a file")
+    file: str | None = Field(None, description="structure file (builder file)")
+    index: str | int = Field(-1, description="frame of the file")
+    element: str | None = Field(None, description="element (builder bulk)")
+    crystal: Literal["fcc", "bcc", "hcp", "diamond", "sc"] = "fcc"
+    a: float | None = Field(None, gt=0, description="lattice constant, Å")
+    cubic: bool = True
+    repeat: list[int] = Field([1, 1, 1], description="supercell repeats")
+    surface: SurfaceSettings | None = None
+    vacancies: int = Field(0, ge=0, description="atoms removed at random")
+    interstitials: int = Field(0, ge=0, description="atoms added at random")
+    rattle: float = Field(0.0, ge=0, description="Gaussian displacement, Å")
+    strain: float = Field(0.0, ge=0, description="random strain amplitude (fraction)")
+    config_type: str | None = None
+
+    @field_validator("repeat")
+    @classmethod
+    def _three_positive(cls, v: list[int]) -> list[int]:
+        if len(v) != 3 or min(v) <= 0:
+            raise ValueError(f"expected three positive integers, got {v!r}")
+        return v
+
+    @field_validator("file")
+    @classmethod
+    def _exists(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return _input_file(v, info)
+
+    @model_validator(mode="after")
+    def _builder_keys(self) -> StructureSettings:
+        if self.builder == "file":
+            if not self.file:
+                raise ValueError("@file: required when builder is file")
+        else:
+            if not self.element:
+                raise ValueError("@element: required when builder is bulk")
+            _element(self.element)
+            if self.file:
+                raise ValueError("@file: only for builder file")
+        return self
+
+
+class InitialData(Settings):
+    store: str | None = Field(None, description="a training store to import")
+    xyz: PathList = Field(None, description="labelled extended-XYZ files to import")
+    seeds_per_structure: int = Field(4, ge=0, description="rattled seeds labelled first")
+    seed_rattle: float = Field(0.05, ge=0, description="their displacement, Å")
+    seed_strain: float = Field(0.02, ge=0, description="their strain (fraction)")
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return _input_file(v, info, directory_ok=True)
+
+    @field_validator("xyz")
+    @classmethod
+    def _xyz(cls, v: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if v is None:
+            return None
+        out = []
+        for i, x in enumerate(v):
+            try:
+                out.append(_input_file(x, info))
+            except ValueError as err:
+                raise ValueError(f"@[{i}]: {err}") from None
+        return out
+
+
+class CampaignE0(E0Settings):
+    """``e0`` as in ``aceal fit``, computed once from the initial data and then fixed; the
+    joint fit (``method: fit``) needs E0 free in every refit and is not offered."""
+
+    method: Literal["composition", "given", "isolated"] = Field(
+        "composition", description="least squares against composition, given, or isolated "
+                                   "atoms in the initial data (as in aceal fit)")
+
+
+class CampaignFit(Settings):
+    weights: WeightsSettings = Field(default_factory=WeightsSettings)
+    solver: SolverSettings = Field(default_factory=SolverSettings)
+    prior: PriorSettings = Field(default_factory=PriorSettings)
+    committee: int = Field(8, ge=2, description="posterior samples giving the spreads")
+    chunk_size: int = Field(16, gt=0, description="configurations per assembly chunk")
+
+
+class ReferenceSettings(Settings):
+    calculator: str | dict[str, Any] = Field(
+        description="a calculator name (e.g. EMT) or a mapping with name or class")
+    timeout: float = Field(600.0, gt=0, description="per attempt, s")
+    retries: int = Field(1, ge=0, description="extra attempts after a failure")
+    max_force: float = Field(50.0, gt=0, description="larger force components fail, eV/Å")
+    stress: bool = Field(True, description="also label the stress of periodic cells")
+    isolation: Literal["none", "process"] = Field(
+        "none", description="run the reference in this process or a killable worker")
+
+    @field_validator("calculator", mode="before")
+    @classmethod
+    def _spec(cls, v: Any) -> Any:
+        if (isinstance(v, str) and v.strip()) or (isinstance(v, dict)
+                                                  and ("name" in v or "class" in v)):
+            return v
+        raise ValueError("expected a calculator name (e.g. EMT) or a mapping with 'name' or "
+                         f"'class', got {v!r}")
+
+
+def _temperatures(x: Any) -> Any:
+    vals = x if isinstance(x, list) else [x]
+    if not vals or not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+                           for v in vals):
+        raise ValueError("expected a temperature (K) or a non-empty list of positive "
+                         f"temperatures, got {x!r}")
+    return [float(v) for v in vals]
+
+
+class MDSettings(Settings):
+    walkers: int = Field(2, gt=0, description="MD walkers")
+    ensemble: Literal["nvt", "npt"] = Field("nvt", description="Langevin NVT or NPT")
+    temperature: Annotated[list[float], BeforeValidator(_temperatures)] = Field(
+        [300.0], description="K; a list gives one per iteration (the last repeats)")
+    timestep: float = Field(2.0, gt=0, description="fs")
+    friction: float = Field(0.02, gt=0, description="Langevin friction, 1/fs")
+    steps_per_segment: int = Field(200, gt=0, description="MD steps per iteration")
+    sample_interval: int = Field(10, gt=0, description="steps between uncertainty samples")
+    pressure: float = Field(0.0, description="GPa (npt)")
+    taup: float = Field(500.0, gt=0, description="barostat time, fs (npt)")
+    min_distance: float = Field(1.5, gt=0, description="closer atoms end the segment, Å")
+    keep_last: int = Field(2, ge=0, description="sane frames kept as candidates on blow-up")
+
+    @model_validator(mode="after")
+    def _interval(self) -> MDSettings:
+        if self.sample_interval > self.steps_per_segment:
+            raise ValueError("@sample_interval: larger than md.steps_per_segment")
+        return self
+
+
+_RARE_KINDS = ("hop", "coordination", "bond_break", "bond_form")
+
+
+class RareEventSettings(Settings):
+    enabled: bool = True
+    hop_fraction: float = Field(0.35, gt=0, description="hop: displacement / NN distance")
+    kinds: list[Literal[_RARE_KINDS]] = Field(["hop", "coordination"],
+                                             description=", ".join(_RARE_KINDS))
+
+
+class UncertaintySettings(Settings):
+    force_std: Thresholds = Field([0.05, 0.5], description="committee force std, eV/Å")
+    energy_std: Thresholds = Field(None, description="committee energy std, eV/atom")
+    gamma: Thresholds = Field([5.0, 25.0], description="extrapolation grade")
+    rare_events: RareEventSettings = Field(default_factory=RareEventSettings)
+
+    @model_validator(mode="after")
+    def _one_signal(self) -> UncertaintySettings:
+        if self.force_std is None and self.energy_std is None and self.gamma is None:
+            raise ValueError("give at least one of force_std, energy_std, gamma")
+        return self
+
+
+class SelectionSettings(Settings):
+    method: Literal["fps", "d-optimal", "entropy", "information"] = "fps"
+    batch_size: int = Field(8, gt=0, description="configurations labelled per iteration")
+    rare_event_priority: bool = Field(True, description="rare-event candidates first")
+    priority_share: float = Field(0.5, ge=0, le=1, description="at most this batch fraction")
+
+
+class ValidationSettings(Settings):
+    file: str | None = Field(None, description="labelled held-out frames (else generated)")
+    frames: int = Field(8, ge=0, description="frames of reference MD")
+    temperature: float = Field(1000.0, gt=0, description="K")
+    steps_between: int = Field(50, gt=0, description="reference MD steps between frames")
+    timestep: float = Field(2.0, gt=0, description="fs")
+
+    @field_validator("file")
+    @classmethod
+    def _exists(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return _input_file(v, info)
+
+
+class StoppingSettings(Settings):
+    max_iterations: int = Field(10, gt=0)
+    max_reference_calls: int | None = Field(None, gt=0)
+    max_wall_time: float | None = Field(None, gt=0, description="s")
+    force_mae: float | None = Field(None, gt=0, description="validation force MAE, eV/Å")
+    patience: int | None = Field(None, gt=0, description="iterations without improvement")
+    rtol: float = Field(0.05, ge=0, description="relative improvement that counts")
+
+
+class OutputSettings(Settings):
+    directory: str = "aceal-campaign"
+    store: str = "train.zarr"
+    log: str = "log.jsonl"
+    plots: bool = Field(True, description="write the summary plots")
+    progress: bool = Field(True, description="progress lines on the terminal")
+
+
+class ParallelSettings(Settings):
+    timeout: float = Field(3600.0, gt=0, description="rank 0 waiting for a worker, s")
+    worker_timeout: float = Field(86400.0, gt=0, description="a worker waiting for rank 0, s")
+
+
+class CampaignConfig(Settings):
+    """An ``aceal-loop`` campaign file."""
+
+    elements: list[Annotated[str, BeforeValidator(_element)]] = Field(min_length=1)
+    structures: list[StructureSettings] = Field(min_length=1)
+    initial_data: InitialData = Field(default_factory=InitialData)
+    basis: BasisKwargs = Field(default_factory=dict)
+    e0: CampaignE0 = Field(default_factory=CampaignE0)
+    repulsion: RepulsionSettings | None = None
+    fit: CampaignFit = Field(default_factory=CampaignFit)
+    reference: ReferenceSettings
+    md: MDSettings = Field(default_factory=MDSettings)
+    uncertainty: UncertaintySettings = Field(default_factory=UncertaintySettings)
+    selection: SelectionSettings = Field(default_factory=SelectionSettings)
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    stopping: StoppingSettings = Field(default_factory=StoppingSettings)
+    output: OutputSettings = Field(default_factory=OutputSettings)
+    parallel: ParallelSettings = Field(default_factory=ParallelSettings)
+    seed: int = Field(0, description="random seed of structures, seeds, walkers, committees")
+    threads_per_rank: int | None = Field(None, gt=0, description="default cores // ranks")
+
+    _base_dir: str = PrivateAttr(".")
+    _config_path: str | None = PrivateAttr(None)
+
+    @property
+    def base_dir(self) -> str:
+        """Directory relative paths of the config resolve against (absolute)."""
+        return self._base_dir
+
+    @property
+    def config_path(self) -> str | None:
+        """The config file (None for a config given as data)."""
+        return self._config_path
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> CampaignConfig:
+        if len(set(self.elements)) != len(self.elements):
+            raise ValueError("@elements: repeated element")
+        for i, s in enumerate(self.structures):
+            if s.element is not None and s.element not in self.elements:
+                raise ValueError(f"@structures[{i}].element: element {s.element!r} is not in "
+                                 f"elements ({', '.join(self.elements)})")
+        if self.e0.method == "given":
+            for el in self.e0.values:
+                if el not in self.elements:
+                    raise ValueError(f"@e0.values.{el}: element {el!r} is not in elements")
+            missing = [el for el in self.elements if el not in self.e0.values]
+            if missing:
+                raise ValueError(f"@e0.values: missing {', '.join(missing)}")
+        init = self.initial_data
+        if init.seeds_per_structure == 0 and not (init.store or init.xyz):
+            raise ValueError("@initial_data: no initial data (seeds_per_structure is 0 and "
+                             "no store or xyz given)")
+        return self
+
+
 def validate_campaign_config(doc: Any, base_dir: str | Path = ".",
-                             check_calculator: bool = True) -> dict:
-    """Validate a parsed campaign config and return it with defaults filled in.
+                             check_calculator: bool = True) -> CampaignConfig:
+    """Validate a parsed campaign config; defaults filled in, input paths absolute.
 
     Parameters
     ----------
@@ -254,7 +355,6 @@ def validate_campaign_config(doc: Any, base_dir: str | Path = ".",
     base_dir
         Directory that relative *input* paths (structure files, initial data, potential
         files, validation file) are resolved against: the config file's directory.
-        Input paths in the returned dict are absolute.
     check_calculator
         Build the reference calculator once to check its spec (files, packages).
 
@@ -264,90 +364,24 @@ def validate_campaign_config(doc: Any, base_dir: str | Path = ".",
         Naming the key path of the first problem.
     """
     base = Path(base_dir).resolve()
-    if doc is None:
-        doc = {}
-    cfg = SCHEMA.validate(doc, "")
-    cfg["base_dir"] = str(base)
-    if cfg["basis"].get("r_cut") is None:
-        cfg["basis"].pop("r_cut", None)
-    elements = cfg["elements"]
-    for i, el in enumerate(elements):
-        _check_element(el, f"elements[{i}]")
-    if len(set(elements)) != len(elements):
-        raise AcealInputError("elements: repeated element")
-    for i, s in enumerate(cfg["structures"]):
-        p = f"structures[{i}]"
-        if s["builder"] == "file":
-            if not s["file"]:
-                raise AcealInputError(f"{p}.file: required when builder is file")
-            s["file"] = _check_file(s["file"], f"{p}.file", base)
-        else:
-            if not s["element"]:
-                raise AcealInputError(f"{p}.element: required when builder is bulk")
-            _check_element(s["element"], f"{p}.element", elements)
-            if s["file"]:
-                raise AcealInputError(f"{p}.file: only for builder file")
-    init = cfg["initial_data"]
-    if init["store"]:
-        init["store"] = _check_file(init["store"], "initial_data.store", base, directory_ok=True)
-    if init["xyz"]:
-        init["xyz"] = [_check_file(x, f"initial_data.xyz[{i}]", base)
-                       for i, x in enumerate(init["xyz"])]
-    if cfg["e0"]["method"] == "given":
-        if not cfg["e0"]["values"]:
-            raise AcealInputError("e0.values: required when e0.method is given")
-        for el in cfg["e0"]["values"]:
-            _check_element(el, f"e0.values.{el}", elements)
-        missing = [el for el in elements if el not in cfg["e0"]["values"]]
-        if missing:
-            raise AcealInputError(f"e0.values: missing {', '.join(missing)}")
-    if cfg["validation"]["file"]:
-        cfg["validation"]["file"] = _check_file(cfg["validation"]["file"], "validation.file",
-                                                base)
-    kinds = cfg["uncertainty"]["rare_events"]["kinds"]
-    for i, k in enumerate(kinds):
-        if k not in ("hop", "coordination", "bond_break", "bond_form"):
-            raise AcealInputError(f"uncertainty.rare_events.kinds[{i}]: unknown kind {k!r} "
-                                  "(hop, coordination, bond_break, bond_form)")
-    unc = cfg["uncertainty"]
-    if all(unc[k] is None for k in ("force_std", "energy_std", "gamma")):
-        raise AcealInputError("uncertainty: give at least one of force_std, energy_std, gamma")
-    md = cfg["md"]
-    if md["sample_interval"] > md["steps_per_segment"]:
-        raise AcealInputError("md.sample_interval: larger than md.steps_per_segment")
-    temps = md["temperature"]
-    md["temperature"] = [float(t) for t in (temps if isinstance(temps, list) else [temps])]
-    if cfg["initial_data"]["seeds_per_structure"] == 0 and not (init["store"] or init["xyz"]):
-        raise AcealInputError("initial_data: no initial data (seeds_per_structure is 0 and "
-                              "no store or xyz given)")
+    cfg = parse(CampaignConfig, doc, context={"base_dir": str(base)})
+    cfg._base_dir = str(base)
     if check_calculator:
         from aceal.reference import make_calculator
 
         try:
-            make_calculator(cfg["reference"]["calculator"], base)
+            make_calculator(cfg.reference.calculator, base)
         except AcealInputError as err:
             raise AcealInputError(f"reference.calculator: {err}") from None
     return cfg
 
 
-def load_campaign_config(path: str | Path | None = None, check_calculator: bool = True) -> dict:
+def load_campaign_config(path: str | Path | None = None,
+                         check_calculator: bool = True) -> CampaignConfig:
     """Read and validate a campaign YAML file (``None``: the embedded quickstart)."""
-    import yaml
-
     p = quickstart_path() if path is None else Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise AcealInputError(f"{p}: config file not found") from None
-    except OSError as err:
-        raise AcealInputError(f"{p}: cannot read ({err.strerror})") from err
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        msg = " ".join(str(err).split())
-        raise AcealInputError(f"{p}: invalid YAML ({msg})") from err
-    cfg = validate_campaign_config(copy.deepcopy(doc), p.resolve().parent, check_calculator)
-    cfg["config_path"] = str(p.resolve())
+    cfg = validate_campaign_config(load_yaml(p), p.resolve().parent, check_calculator)
+    cfg._config_path = str(p.resolve())
     return cfg
 
 

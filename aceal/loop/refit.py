@@ -26,6 +26,7 @@ from ase.data import atomic_numbers
 from aceal.fit import NormalEquations, Weights, assemble, get_labels
 from aceal.fit.fitter import solve
 from aceal.fit.solvers import Posterior
+from aceal.loop.config import CampaignFit
 from aceal.loop.walker import ModelBundle
 from aceal.store.atomic import write_atomic
 
@@ -64,7 +65,7 @@ class Refitter:
         numba threads for the design rows.
     """
 
-    def __init__(self, basis, tables, fit_cfg: dict, e0: dict[str, float],
+    def __init__(self, basis, tables, fit_cfg: CampaignFit, e0: dict[str, float],
                  directory: str | Path, baseline=None, num_threads: int | None = None) -> None:
         self.basis = basis
         self.tables = tables
@@ -73,7 +74,7 @@ class Refitter:
         self.dir = Path(directory)
         self.baseline = baseline
         self.threads = num_threads
-        self.weights = Weights.from_config(fit_cfg["weights"])
+        self.weights = Weights.from_settings(fit_cfg.weights)
         self.neq = NormalEquations(len(basis))
         self.active: dict[int, np.ndarray] = {}
         self.config_means = np.zeros((0, len(basis)))
@@ -132,7 +133,7 @@ class Refitter:
             return design_rows(self.tables, chunk, num_threads=self.threads)
 
         assemble(list(structures), labels, self.weights, self.e0, rows_fn, len(self.basis),
-                 baseline=self.baseline, chunk_size=self.cfg["chunk_size"], progress=False,
+                 baseline=self.baseline, chunk_size=self.cfg.chunk_size, progress=False,
                  neq=self.neq)
         per_el: dict[int, list[np.ndarray]] = {z: [a] for z, a in self.active.items()}
         means = []
@@ -174,12 +175,12 @@ class Refitter:
     def solve(self, rng: np.random.Generator) -> tuple[Posterior, np.ndarray]:
         """Solve the normal equations; returns the posterior and a ``(K, M)`` committee."""
         post = self._solve()
-        committee = post.sample(self.cfg["committee"], rng)
+        committee = post.sample(self.cfg.committee, rng)
         self.last_posterior = post
         return post, committee
 
     def _solve(self) -> Posterior:
-        post, _ = solve(self.neq, self.basis.degrees, self.cfg["solver"], self.cfg["prior"],
+        post, _ = solve(self.neq, self.basis.degrees, self.cfg.solver, self.cfg.prior,
                         orders=self.basis.orders)
         return post
 

@@ -17,8 +17,8 @@ Tuples come back as lists, numpy scalars as Python numbers.
 
 Crash safety (a SIGKILL at any instant leaves the old or the new complete state): save
 writes the npz under a new generation number atomically, then ``state.json`` atomically
-naming it and its sha256, then deletes older generations.  Load verifies the hash and
-deletes generations that ``state.json`` does not name.
+naming it and its sha256, then deletes the other generations and temporaries of killed
+writers.  Load verifies the hash and changes nothing on disk.
 """
 
 from __future__ import annotations
@@ -136,7 +136,11 @@ def _generations(directory: Path) -> dict[int, Path]:
 
 
 def _clean(directory: Path, keep: str) -> None:
-    """Delete npz generations other than ``keep`` and temporaries of killed writers."""
+    """Delete npz generations other than ``keep`` and temporaries of killed writers.
+
+    Only the writer calls this (after its own save): a reader never deletes anything,
+    so a look at the state while the campaign runs cannot remove a file being written.
+    """
     for path in _generations(directory).values():
         if path.name != keep:
             path.unlink(missing_ok=True)
@@ -213,5 +217,4 @@ def load_state(directory: str | Path) -> dict | None:
         raise bad(f"corrupt campaign state ({type(err).__name__}: {err})") from None
     if not isinstance(state, dict):
         raise bad("corrupt campaign state (not a mapping)")
-    _clean(directory, name)
     return state

@@ -16,6 +16,7 @@ from ase import Atoms
 from ase.build import bulk, surface
 
 from aceal.errors import AcealInputError
+from aceal.loop.config import StructureSettings
 
 __all__ = ["build_structure", "build_structures", "seed_configurations", "min_distance"]
 
@@ -42,7 +43,8 @@ def _add_interstitial(atoms: Atoms, rng: np.random.Generator, trials: int = 256)
     return atoms + Atoms(atoms[0].symbol, positions=[best])
 
 
-def build_structure(spec: dict, rng: np.random.Generator, where: str = "structure") -> Atoms:
+def build_structure(spec: StructureSettings, rng: np.random.Generator,
+                    where: str = "structure") -> Atoms:
     """One initial structure from a validated ``structures[i]`` entry (see docs/campaign.md).
 
     Parameters
@@ -56,69 +58,69 @@ def build_structure(spec: dict, rng: np.random.Generator, where: str = "structur
     where
         Prefix of error messages.
     """
-    if spec["builder"] == "file":
+    if spec.builder == "file":
         from aceal import aseio
 
         try:
-            atoms = aseio.read(spec["file"], index=spec["index"])[-1]
+            atoms = aseio.read(spec.file, index=spec.index)[-1]
         except Exception as err:  # ase raises many kinds
             raise AcealInputError(f"{where}.file: cannot read {spec['file']} ({err})") from None
         atoms = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
     else:
-        kw = {"crystalstructure": spec["crystal"], "cubic": spec["cubic"]}
-        if spec["a"] is not None:
-            kw["a"] = spec["a"]
-        if spec["crystal"] == "hcp":
+        kw = {"crystalstructure": spec.crystal, "cubic": spec.cubic}
+        if spec.a is not None:
+            kw["a"] = spec.a
+        if spec.crystal == "hcp":
             kw.pop("cubic")
-            kw["orthorhombic"] = spec["cubic"]
+            kw["orthorhombic"] = spec.cubic
         try:
-            atoms = bulk(spec["element"], **kw)
+            atoms = bulk(spec.element, **kw)
         except Exception as err:
             raise AcealInputError(f"{where}: cannot build {spec['crystal']} "
                                   f"{spec['element']} ({err}); give a lattice constant a") from None
-        if spec["surface"] is not None:
-            s = spec["surface"]
-            atoms = surface(atoms, tuple(s["miller"]), s["layers"], vacuum=s["vacuum"])
+        if spec.surface is not None:
+            s = spec.surface
+            atoms = surface(atoms, tuple(s.miller), s.layers, vacuum=s.vacuum)
             atoms.pbc = (True, True, False)
-    atoms = atoms.repeat(tuple(spec["repeat"]))
-    if spec["vacancies"]:
-        if spec["vacancies"] >= len(atoms):
+    atoms = atoms.repeat(tuple(spec.repeat))
+    if spec.vacancies:
+        if spec.vacancies >= len(atoms):
             raise AcealInputError(f"{where}.vacancies: {spec['vacancies']} vacancies in a cell "
                                   f"of {len(atoms)} atoms")
-        remove = rng.choice(len(atoms), size=spec["vacancies"], replace=False)
+        remove = rng.choice(len(atoms), size=spec.vacancies, replace=False)
         del atoms[sorted(int(i) for i in remove)]
-    for _ in range(spec["interstitials"]):
+    for _ in range(spec.interstitials):
         if not atoms.pbc.all():
             raise AcealInputError(f"{where}.interstitials: only for periodic bulk cells")
         atoms = _add_interstitial(atoms, rng)
-    if spec["strain"]:
-        eps = rng.uniform(-spec["strain"], spec["strain"], (3, 3))
+    if spec.strain:
+        eps = rng.uniform(-spec.strain, spec.strain, (3, 3))
         eps = 0.5 * (eps + eps.T)
         atoms.set_cell(atoms.cell.array @ (np.eye(3) + eps), scale_atoms=True)
-    if spec["rattle"]:
-        atoms.positions += rng.normal(0.0, spec["rattle"], atoms.positions.shape)
-    if spec.get("config_type"):
-        atoms.info["config_type"] = spec["config_type"]
+    if spec.rattle:
+        atoms.positions += rng.normal(0.0, spec.rattle, atoms.positions.shape)
+    if spec.config_type:
+        atoms.info["config_type"] = spec.config_type
     else:
         atoms.info["config_type"] = _describe(spec)
     atoms.wrap()
     return atoms
 
 
-def _describe(spec: dict) -> str:
-    if spec["builder"] == "file":
+def _describe(spec: StructureSettings) -> str:
+    if spec.builder == "file":
         return "file"
-    parts = [spec["crystal"]]
-    if spec["surface"] is not None:
-        parts.append("surface" + "".join(str(m) for m in spec["surface"]["miller"]))
-    if spec["vacancies"]:
+    parts = [spec.crystal]
+    if spec.surface is not None:
+        parts.append("surface" + "".join(str(m) for m in spec.surface.miller))
+    if spec.vacancies:
         parts.append("vacancy")
-    if spec["interstitials"]:
+    if spec.interstitials:
         parts.append("interstitial")
     return "_".join(parts)
 
 
-def build_structures(specs: Sequence[dict], rng: np.random.Generator) -> list[Atoms]:
+def build_structures(specs: Sequence[StructureSettings], rng: np.random.Generator) -> list[Atoms]:
     """All initial structures of the ``structures`` section, in order."""
     return [build_structure(s, rng, f"structures[{i}]") for i, s in enumerate(specs)]
 

@@ -26,6 +26,7 @@ import numpy as np
 from ase import Atoms, units
 from ase.parallel import DummyMPI
 
+from aceal.loop.config import MDSettings, UncertaintySettings
 from aceal.loop.structures import min_distance
 
 __all__ = ["WalkerState", "Candidate", "SegmentResult", "ModelBundle", "run_segment",
@@ -153,11 +154,10 @@ def mean_model(model):
     return ACEModel(model.basis, model.coefficients, e0=model.e0, repulsion=model.repulsion)
 
 
-def signal_thresholds(unc_cfg: dict) -> dict[str, tuple[float, float]]:
+def signal_thresholds(unc: UncertaintySettings) -> dict[str, tuple[float, float]]:
     """``{signal: (collect, stop)}`` of the configured signals."""
-    names = {"force_std": "force_std", "energy_std": "energy_std", "gamma": "gamma"}
-    return {names[k]: (float(unc_cfg[k][0]), float(unc_cfg[k][1]))
-            for k in names if unc_cfg.get(k) is not None}
+    pairs = {"force_std": unc.force_std, "energy_std": unc.energy_std, "gamma": unc.gamma}
+    return {k: (float(v[0]), float(v[1])) for k, v in pairs.items() if v is not None}
 
 
 class _Signals:
@@ -212,16 +212,16 @@ class _Signals:
         return design_rows(self.tables, [atoms], num_threads=self.threads)[0]
 
 
-def _dynamics(atoms: Atoms, md: dict, temperature: float, rng: np.random.Generator):
-    dt = md["timestep"] * units.fs
-    if md["ensemble"] == "npt":
+def _dynamics(atoms: Atoms, md: MDSettings, temperature: float, rng: np.random.Generator):
+    dt = md.timestep * units.fs
+    if md.ensemble == "npt":
         from ase.md.langevinbaoab import LangevinBAOAB
 
         return LangevinBAOAB(atoms, dt, temperature_K=temperature,
-                             externalstress=-md["pressure"] * units.GPa, hydrostatic=True,
-                             T_tau=1.0 / md["friction"] * units.fs,
-                             P_tau=md["taup"] * units.fs, rng=rng, comm=DummyMPI())
-    return _langevin(atoms, dt, temperature, md["friction"] / units.fs, rng)
+                             externalstress=-md.pressure * units.GPa, hydrostatic=True,
+                             T_tau=1.0 / md.friction * units.fs,
+                             P_tau=md.taup * units.fs, rng=rng, comm=DummyMPI())
+    return _langevin(atoms, dt, temperature, md.friction / units.fs, rng)
 
 
 def _langevin(atoms, dt, temperature, friction, rng):
@@ -248,8 +248,8 @@ def _sane(atoms: Atoms, min_dist: float) -> str | None:
     return None
 
 
-def run_segment(state: WalkerState, model, tables, bundle: ModelBundle, md: dict, unc: dict,
-                temperature: float, rng: np.random.Generator,
+def run_segment(state: WalkerState, model, tables, bundle: ModelBundle, md: MDSettings,
+                unc: UncertaintySettings, temperature: float, rng: np.random.Generator,
                 num_threads: int | None = None, keep_rows: bool = False,
                 md_model=None) -> SegmentResult:
     """Run one MD segment of a walker with the current model.
@@ -291,11 +291,11 @@ def run_segment(state: WalkerState, model, tables, bundle: ModelBundle, md: dict
     atoms = state.atoms.copy()
     atoms.calc = ACECalculator(md_model, num_threads=num_threads)
     dyn = _dynamics(atoms, md, temperature, rng)
-    rare = unc["rare_events"]
+    rare = unc.rare_events
     monitor = None
-    if rare["enabled"]:
+    if rare.enabled:
         sites = state.sites if state.sites is not None else state.atoms.positions
-        monitor = RareEventMonitor(atoms, hop_fraction=rare["hop_fraction"],
+        monitor = RareEventMonitor(atoms, hop_fraction=rare.hop_fraction,
                                    reference_positions=sites)
     result = SegmentResult(state)
     good = state.good.copy()
@@ -303,16 +303,16 @@ def run_segment(state: WalkerState, model, tables, bundle: ModelBundle, md: dict
     pos_sum = np.zeros_like(start_pos)
     n_pos = 0
     recent: list[Candidate] = []       # last sane sampled frames (blow-up candidates)
-    n_samples = md["steps_per_segment"] // md["sample_interval"]
+    n_samples = md.steps_per_segment // md.sample_interval
     t0 = state.md_time
     step = 0
     blowup = None
     for _ in range(n_samples):
         try:
-            dyn.run(md["sample_interval"])
-            step += md["sample_interval"]
+            dyn.run(md.sample_interval)
+            step += md.sample_interval
             forces = atoms.get_forces()
-            bad = _sane(atoms, md["min_distance"])
+            bad = _sane(atoms, md.min_distance)
             if bad is None and not np.all(np.isfinite(forces)):
                 bad = "nan_forces"
         except Exception as err:  # model evaluation on a broken frame
@@ -328,7 +328,7 @@ def run_segment(state: WalkerState, model, tables, bundle: ModelBundle, md: dict
                   else _NAN,
                   "energy_std": float(sig["energy_std"]),
                   "gamma_max": float(np.max(sig["gamma"]))}
-        t = t0 + step * md["timestep"]
+        t = t0 + step * md.timestep
         result.trace.append((t, values["force_std_max"], values["gamma_max"],
                              values["energy_std"]))
         used = {k: [np.atleast_1d(sig[k])] for k in thresholds}   # one candidate
@@ -336,7 +336,7 @@ def run_segment(state: WalkerState, model, tables, bundle: ModelBundle, md: dict
         verdict = threshold_select(used, collect_thr)
         events = []
         if monitor is not None:
-            events = [e for e in monitor(step) if e.kind in rare["kinds"]]
+            events = [e for e in monitor(step) if e.kind in rare.kinds]
             result.events += len(events)
         cand = Candidate(snap, "uncertainty", values, desc, state.walker_id, step, t,
                          verdict.reasons[0])
@@ -354,15 +354,15 @@ def run_segment(state: WalkerState, model, tables, bundle: ModelBundle, md: dict
         elif verdict.status[0] == "collect":
             result.candidates.append(cand)
         recent.append(cand)
-        recent = recent[-max(md["keep_last"], 1):]
+        recent = recent[-max(md.keep_last, 1):]
         good = snap.copy()
         good.set_momenta(atoms.get_momenta())
     result.steps = step
-    new_time = t0 + step * md["timestep"]
+    new_time = t0 + step * md.timestep
     sites = pos_sum / n_pos if n_pos else state.sites
     if blowup is not None:
         result.blowup = blowup
-        keep = recent[-md["keep_last"]:] if md["keep_last"] else []
+        keep = recent[-md.keep_last:] if md.keep_last else []
         seen = {id(c.atoms) for c in result.candidates}
         for c in keep:
             if id(c.atoms) not in seen:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from ase import Atoms
 from ase.calculators.calculator import Calculator
+from pydantic import Field
 
 from aceal.errors import AcealInputError
+from aceal.settings import Settings, dump, parse
 from aceal.validate import bulk, defects, dynamics, fewbody, rare_events
 from aceal.validate.crystal import element_structure
 
@@ -21,44 +23,38 @@ __all__ = [
     "ALL_SUITES",
     "DEFAULT_SETTINGS",
     "QUICK_SETTINGS",
+    "ValidationSettings",
 ]
 
 DEFAULT_SUITES = ("bulk", "defects", "fewbody", "dynamics")
 ALL_SUITES = ("bulk", "defects", "fewbody", "dynamics", "rare_events", "dislocation")
 
-#: knobs of every suite (sizes in conventional cells, times in fs, T in K)
-DEFAULT_SETTINGS: dict = {
-    "vacancy_size": 3,
-    "neb_size": 3,
-    "neb_images": 5,
-    "neb_fmax": 0.05,
-    "interstitial": True,
-    "surface_min_thickness": 12.0,
-    "md_size": 3,
-    "md_temperatures_K": (300.0, 1000.0),
-    "md_steps": 400,
-    "md_timestep_fs": 2.0,
-    "nve_steps": 200,
-    "fewbody_points": 40,
-    "rare_threshold": 0.3,
-    "dislocation_radius_a0": 5.0,
-}
+class ValidationSettings(Settings):
+    """Knobs of every suite (sizes in conventional cells, times in fs, T in K)."""
+
+    vacancy_size: int = Field(3, gt=0, description="vacancy supercell, cells per side")
+    neb_size: int = Field(3, gt=0, description="vacancy-migration NEB supercell")
+    neb_images: int = Field(5, gt=0, description="NEB images")
+    neb_fmax: float = Field(0.05, gt=0, description="NEB force tolerance, eV/Å")
+    interstitial: bool = Field(True, description="also the interstitial")
+    surface_min_thickness: float = Field(12.0, gt=0, description="slab thickness, Å")
+    md_size: int = Field(3, gt=0, description="MD supercell")
+    md_temperatures_K: list[float] = Field([300.0, 1000.0], description="MD temperatures")
+    md_steps: int = Field(400, gt=0, description="MD steps per temperature")
+    md_timestep_fs: float = Field(2.0, gt=0, description="fs")
+    nve_steps: int = Field(200, gt=0, description="NVE steps for the drift")
+    fewbody_points: int = Field(40, gt=1, description="points per dimer/trimer curve")
+    rare_threshold: float = Field(0.3, gt=0, description="rare-event displacement, Å")
+    dislocation_radius_a0: float = Field(5.0, gt=0, description="cluster radius, a0")
+
+
+DEFAULT_SETTINGS = ValidationSettings()
 
 #: a preset that runs in seconds (smaller cells, shorter MD)
-QUICK_SETTINGS: dict = dict(
-    DEFAULT_SETTINGS,
-    vacancy_size=2,
-    neb_size=2,
-    neb_images=3,
-    neb_fmax=0.1,
-    interstitial=False,
-    surface_min_thickness=10.0,
-    md_size=2,
-    md_steps=100,
-    nve_steps=50,
-    fewbody_points=20,
-    dislocation_radius_a0=4.0,
-)
+QUICK_SETTINGS = ValidationSettings(
+    vacancy_size=2, neb_size=2, neb_images=3, neb_fmax=0.1, interstitial=False,
+    surface_min_thickness=10.0, md_size=2, md_steps=100, nve_steps=50, fewbody_points=20,
+    dislocation_radius_a0=4.0)
 
 
 def compare(reference: float, model: float) -> dict:
@@ -97,7 +93,7 @@ def run_validation(
     elements: Sequence[str],
     suites: Sequence[str] = DEFAULT_SUITES,
     out_dir: str | Path | None = None,
-    settings: dict | None = None,
+    settings: ValidationSettings | dict | None = None,
     model_label: str = "model",
     reference_label: str = "reference",
     trajectory: Sequence[Atoms] | None = None,
@@ -116,7 +112,8 @@ def run_validation(
     out_dir
         If given, a report (report.md, report.json, PNGs) is written there.
     settings
-        Overrides of :data:`DEFAULT_SETTINGS` (or start from :data:`QUICK_SETTINGS`).
+        :class:`ValidationSettings` (e.g. :data:`QUICK_SETTINGS`), or a mapping of
+        overrides of the defaults.
     trajectory
         Labelled frames (reference forces attached) for the ``rare_events`` suite;
         default: the reference's relaxed vacancy-hop NEB path.
@@ -132,11 +129,8 @@ def run_validation(
         raise AcealInputError(f"unknown suite {unknown[0]!r}; known: {', '.join(ALL_SUITES)}")
     if not elements:
         raise AcealInputError("no elements given")
-    s = dict(DEFAULT_SETTINGS)
-    for key, val in (settings or {}).items():
-        if key not in DEFAULT_SETTINGS:
-            raise AcealInputError(f"unknown validation setting {key!r}")
-        s[key] = val
+    s = settings if isinstance(settings, ValidationSettings) else parse(
+        ValidationSettings, dict(settings or {}), where="validation settings: ")
     calcs = {"reference": reference_calc, "model": model_calc}
     col = _Collector()
     curves: dict = {}
@@ -156,9 +150,9 @@ def run_validation(
                 el,
                 calcs[role],
                 a0=lattice(role, el)["a0_A"],
-                size=s["neb_size"],
-                n_images=s["neb_images"],
-                fmax=s["neb_fmax"],
+                size=s.neb_size,
+                n_images=s.neb_images,
+                fmax=s.neb_fmax,
                 return_images=True,
             )
         return paths[role, el]
@@ -194,15 +188,15 @@ def run_validation(
                 for r, c in calcs.items():
                     a = lattice(r, el)["a0_A"]
                     res[r] = {
-                        "vacancy": defects.vacancy_formation(el, c, a0=a, size=s["vacancy_size"]),
+                        "vacancy": defects.vacancy_formation(el, c, a0=a, size=s.vacancy_size),
                         "migration": hop_path(r, el),
                         "surfaces": defects.surface_energies(
-                            el, c, a0=a, min_thickness=s["surface_min_thickness"]
+                            el, c, a0=a, min_thickness=s.surface_min_thickness
                         ),
                     }
-                    if s["interstitial"]:
+                    if s.interstitial:
                         res[r]["interstitial"] = defects.interstitial_formation(
-                            el, c, a0=a, size=s["vacancy_size"]
+                            el, c, a0=a, size=s.vacancy_size
                         )
                 ref, mod = res["reference"], res["model"]
                 col.pair(suite, el, "E_vac formation", "eV", ref, mod, "vacancy", "Evac_eV")
@@ -210,17 +204,17 @@ def run_validation(
                 for facet in ("100", "110", "111"):
                     col.pair(suite, el, f"gamma({facet})", "J/m²", ref, mod,
                              "surfaces", facet, "gamma_J_per_m2")  # fmt: skip
-                if s["interstitial"]:
+                if s.interstitial:
                     col.pair(suite, el, "E_int formation", "eV", ref, mod,
                              "interstitial", "Eint_eV")  # fmt: skip
                 curves.setdefault("defects", {})[el] = res
         elif suite == "fewbody":
             ref = fewbody.fewbody_curves(
-                list(elements), reference_calc, n_points=s["fewbody_points"]
+                list(elements), reference_calc, n_points=s.fewbody_points
             )
             r0 = {k: v["angle"]["r0_A"] for k, v in ref["trimers"].items()}
             mod = fewbody.fewbody_curves(
-                list(elements), model_calc, n_points=s["fewbody_points"], trimer_r0=r0
+                list(elements), model_calc, n_points=s.fewbody_points, trimer_r0=r0
             )
             for key in ref["dimers"]:
                 dr, dm = ref["dimers"][key], mod["dimers"][key]
@@ -247,15 +241,15 @@ def run_validation(
                         el,
                         c,
                         a0=lattice(r, el)["a0_A"],
-                        size=s["md_size"],
-                        temperatures_K=tuple(s["md_temperatures_K"]),
-                        steps=s["md_steps"],
-                        timestep_fs=s["md_timestep_fs"],
-                        nve_steps=s["nve_steps"],
+                        size=s.md_size,
+                        temperatures_K=tuple(s.md_temperatures_K),
+                        steps=s.md_steps,
+                        timestep_fs=s.md_timestep_fs,
+                        nve_steps=s.nve_steps,
                     )
                     for r, c in calcs.items()
                 }
-                for temp in s["md_temperatures_K"]:
+                for temp in s.md_temperatures_K:
                     key = f"T{int(round(temp))}"
                     rr, mm = res["reference"][key], res["model"][key]
                     col.pair(suite, el, f"RDF 1st peak {key[1:]} K", "Å", rr, mm, "first_peak_A")
@@ -275,7 +269,7 @@ def run_validation(
                     sets.append((el, frames, [path["hopping_atom"]]))
             for name, frames, idx in sets:
                 m = rare_events.rare_event_metrics(
-                    frames, model_calc, indices=idx, threshold=s["rare_threshold"]
+                    frames, model_calc, indices=idx, threshold=s.rare_threshold
                 )
                 for who in ("rare", "all"):
                     st = m[who]
@@ -304,7 +298,7 @@ def run_validation(
                     continue
                 res = {
                     r: dislocation.screw_dislocation(
-                        el, c, a0=lattice(r, el)["a0_A"], radius_a0=s["dislocation_radius_a0"]
+                        el, c, a0=lattice(r, el)["a0_A"], radius_a0=s.dislocation_radius_a0
                     )
                     for r, c in calcs.items()
                 }
@@ -328,7 +322,7 @@ def run_validation(
             "reference": reference_label,
             "elements": list(elements),
             "suites": list(suites),
-            "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in s.items()},
+            "settings": dump(s),
             "timings_s": timings,
         },
         "rows": col.rows,
