@@ -12,7 +12,7 @@ from ase.md.langevin import Langevin
 from ase.optimize import BFGS
 from ase.parallel import paropen
 
-from aceal.fit.data import read_configurations as fit_read
+from aceal.fit.fitter import load_dataset
 from aceal.loop.coordinator import get_comm
 from aceal.store import read_configurations, write_xyz
 
@@ -24,7 +24,8 @@ if comm.rank == 0:
         a.calc = EMT()
         a.get_potential_energy()
     write_xyz(path / "big.xyz", frames)
-    n = len(read_configurations(path / "big.xyz")) + len(fit_read(path / "big.xyz"))
+    n = len(read_configurations(path / "big.xyz"))
+    n += len(load_dataset([path / "big.xyz"]).structures)
     n += len(ase.io.read(path / "big.xyz", ":"))        # ASE's default, parallel=True
     ase.io.write(path / "copy.xyz", frames)
     with paropen(path / "log.txt", "w") as f:

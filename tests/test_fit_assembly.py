@@ -10,10 +10,11 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from aceal.errors import AcealInputError
 from aceal.fit.assembly import assemble, observations
-from aceal.fit.data import Keys, get_labels, nearest_neighbour_distance, read_configurations
+from aceal.fit.data import Keys, get_labels, nearest_neighbour_distance
 from aceal.fit.e0 import check_e0, fit_e0, isolated_atom_e0, reference_energy
 from aceal.fit.normal_equations import NormalEquations
 from aceal.fit.weights import Weights
+from aceal.store import read_configurations
 
 M = 7
 
@@ -191,7 +192,7 @@ def test_labels_from_custom_keys(tmp_path):
     ase.io.write(path, [labelled(0), labelled(1)])
     frames = read_configurations(path)
     assert len(frames) == 2 and get_labels(frames[1]).stress.shape == (6,)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(AcealInputError, match="file not found"):
         read_configurations(tmp_path / "missing.xyz")
     (tmp_path / "junk.xyz").write_text("not an xyz file\n")
     with pytest.raises(AcealInputError):

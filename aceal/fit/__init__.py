@@ -11,7 +11,7 @@ See ``docs/fitting.md``.
 
 from aceal.fit.assembly import assemble, observations
 from aceal.fit.config import load_config, validate_config
-from aceal.fit.data import Keys, Labels, get_labels, read_configurations
+from aceal.fit.data import Keys, Labels, get_labels
 from aceal.fit.e0 import fit_e0, reference_energy
 from aceal.fit.fitter import FitResult, assemble_data, load_dataset, run_fit, solve
 from aceal.fit.metrics import Prediction, error_metrics, predict
@@ -23,6 +23,6 @@ __all__ = [
     "FitResult", "Keys", "Labels", "NormalEquations", "Posterior", "Prediction", "Weights",
     "assemble", "assemble_data", "error_metrics", "fit_bayesian", "fit_e0", "fit_ridge",
     "get_labels", "load_config", "load_dataset", "observations", "predict",
-    "read_configurations", "reference_energy", "run_fit", "smoothness_prior", "solve",
+    "reference_energy", "run_fit", "smoothness_prior", "solve",
     "validate_config",
 ]

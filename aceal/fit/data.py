@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 
 from aceal.errors import AcealInputError
 
-__all__ = ["Keys", "Labels", "read_configurations", "get_labels", "nearest_neighbour_distance"]
+__all__ = ["Keys", "Labels", "get_labels", "nearest_neighbour_distance"]
 
 
 @dataclass(frozen=True)
@@ -59,71 +58,6 @@ class Labels:
     weight: float
 
 
-def _is_store(path: Path) -> bool:
-    if not path.is_dir():
-        return False
-    try:
-        from aceal.store import is_store
-    except ImportError:
-        return path.suffix == ".zarr"
-    return bool(is_store(path)) or path.suffix == ".zarr"
-
-
-def read_configurations(path: str | Path, index: str | int | slice = ":") -> list[Atoms]:
-    """Read configurations from an extended XYZ (or any ASE-readable) file or a zarr store.
-
-    Parameters
-    ----------
-    path
-        File, or directory of an aceal training store (:mod:`aceal.store`).
-    index
-        ASE index (default ``":"``: all frames); ignored for stores.
-    """
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(2, "No such file or directory", str(p))
-    if _is_store(p):
-        try:
-            from aceal.store import StoreError, open_store
-        except ImportError as err:
-            raise AcealInputError(f"{p}: reading a zarr store needs aceal.store ({err})") from err
-        try:
-            with open_store(p, "r") as store:
-                frames = list(store)
-        except StoreError as err:
-            raise AcealInputError(f"{p}: {err}") from err
-        if not frames:
-            raise AcealInputError(f"{p}: no configurations")
-        return frames
-    from aceal import aseio
-
-    try:
-        frames = aseio.read(p, index=index)
-    except Exception as err:  # ASE raises a zoo of exceptions on bad files
-        raise AcealInputError(f"{p}: cannot read configurations ({err})") from err
-    if not frames:
-        raise AcealInputError(f"{p}: no configurations")
-    return list(frames)
-
-
-def _calc_result(atoms: Atoms, key: str):
-    calc = atoms.calc
-    results = getattr(calc, "results", None) if calc is not None else None
-    if results and key in results:
-        return results[key]
-    return None
-
-
-def _to_voigt(stress, where: str) -> np.ndarray:
-    s = np.asarray(stress, dtype=float)
-    if s.shape == (6,):
-        return s
-    if s.size == 9:
-        s = s.reshape(3, 3)
-        return np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
-    raise AcealInputError(f"{where}: stress must have 6 or 9 components, got shape {s.shape}")
-
-
 def get_labels(atoms: Atoms, keys: Keys = Keys(), where: str = "configuration") -> Labels:
     """Extract the labels of one configuration.
 
@@ -136,27 +70,14 @@ def get_labels(atoms: Atoms, keys: Keys = Keys(), where: str = "configuration") 
     where
         Prefix for error messages (e.g. ``"train.xyz: frame 3"``).
     """
-    energy = atoms.info.get(keys.energy)
-    if energy is None:
-        energy = _calc_result(atoms, keys.energy)
-    forces = atoms.arrays.get(keys.forces)
-    if forces is None:
-        forces = _calc_result(atoms, keys.forces)
-    stress = atoms.info.get(keys.stress)
-    if stress is None:
-        stress = _calc_result(atoms, keys.stress)
-    if energy is not None:
-        try:
-            energy = float(energy)
-        except (TypeError, ValueError) as err:
-            raise AcealInputError(f"{where}: energy {keys.energy!r} is not a number") from err
-    if forces is not None:
-        forces = np.asarray(forces, dtype=float)
-        if forces.shape != (len(atoms), 3):
-            raise AcealInputError(f"{where}: forces {keys.forces!r} have shape "
-                                  f"{forces.shape}, expected ({len(atoms)}, 3)")
-    if stress is not None:
-        stress = _to_voigt(stress, where) if bool(np.all(atoms.pbc)) else None
+    from aceal.store.records import extract_labels
+
+    try:  # the store's reader: one lookup order (calculator results, then info/arrays)
+        energy, forces, stress = extract_labels(atoms, keys.energy, keys.forces, keys.stress)
+    except AcealInputError as err:
+        raise AcealInputError(f"{where}: {err}") from None
+    if stress is not None and not bool(np.all(atoms.pbc)):
+        stress = None
     weight = atoms.info.get(keys.weight, 1.0)
     try:
         weight = float(weight)

@@ -28,7 +28,7 @@ from aceal.fit.config import (
     RepulsionSettings,
     SolverSettings,
 )
-from aceal.fit.data import Keys, Labels, get_labels, nearest_neighbour_distance, read_configurations
+from aceal.fit.data import Keys, Labels, get_labels, nearest_neighbour_distance
 from aceal.fit.e0 import check_e0, fit_e0, isolated_atom_e0
 from aceal.fit.metrics import error_metrics, predict
 from aceal.fit.normal_equations import NormalEquations
@@ -36,6 +36,7 @@ from aceal.fit.report import parity_plot, report_paths, write_report
 from aceal.fit.solvers import Posterior, fit_bayesian, fit_ridge, profile_out, smoothness_prior
 from aceal.fit.weights import Weights
 from aceal.settings import dump
+from aceal.store import read_configurations
 
 __all__ = [
     "Dataset",

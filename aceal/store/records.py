@@ -203,12 +203,14 @@ def extract_labels(
     if energy is not None:
         energy = np.asarray(energy, dtype=np.float64)
         if energy.size != 1:
-            raise AcealInputError(f"energy must be a scalar, got shape {energy.shape}")
+            raise AcealInputError(f"energy {energy_key or 'energy'!r} must be a scalar, got "
+                                  f"shape {energy.shape}")
         energy = float(energy.reshape(()))
     if forces is not None:
         forces = np.asarray(forces, dtype=np.float64)
         if forces.shape != (len(atoms), 3):
-            raise AcealInputError(f"forces must have shape ({len(atoms)}, 3), got {forces.shape}")
+            raise AcealInputError(f"forces {forces_key or 'forces'!r} must have shape "
+                                  f"({len(atoms)}, 3), got {forces.shape}")
     if stress is not None:
         stress = np.asarray(stress, dtype=np.float64)
         if stress.shape == (9,):
@@ -216,7 +218,8 @@ def extract_labels(
         if stress.shape == (3, 3):
             stress = full_3x3_to_voigt_6_stress(stress)
         if stress.shape != (6,):
-            raise AcealInputError(f"stress must have 6 or 3x3 components, got {stress.shape}")
+            raise AcealInputError(f"stress {stress_key or 'stress'!r} must have 6 or 3x3 "
+                                  f"components, got {stress.shape}")
     return energy, forces, stress
 
 

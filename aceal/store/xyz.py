@@ -44,6 +44,19 @@ def read_xyz(path: str | os.PathLike) -> list[Atoms]:
     return list(images)
 
 
+def _read_file(path: Path, index: Any) -> list[Atoms]:
+    if path.suffix in (".xyz", ".extxyz") and index == ":":
+        return read_xyz(path)
+    from aceal import aseio
+
+    if not path.is_file():
+        raise AcealInputError(f"{path}: file not found")
+    try:
+        return aseio.read(path, index=index)
+    except Exception as err:  # ase raises many kinds for malformed input
+        raise AcealInputError(f"{path}: cannot read configurations ({err})") from None
+
+
 def load_for_import(
     paths: Sequence[str | os.PathLike],
     *,
@@ -231,21 +244,26 @@ def _matches(value: Any, wanted: Any) -> bool:
 def read_configurations(
     path_or_store: str | os.PathLike | TrainingStore,
     /,
+    index: Any = ":",
     *,
     config_type: str | Sequence[str] | None = None,
     iteration: int | Sequence[int] | None = None,
     source: str | Sequence[str] | None = None,
     require: Sequence[str] = (),
 ) -> list[Atoms]:
-    """Configurations from a training store or an extended-XYZ file.
+    """Configurations from a training store or a structure file: the one reader of
+    labelled data in aceal (``aceal fit``, the campaign, ``aceal data``).
 
-    The fitting code calls this so that a store can be given wherever an XYZ file is
-    accepted.  Filters apply to ``info`` entries of XYZ frames the same way.
+    A store can be given wherever a file is accepted.  Filters apply to ``info`` entries
+    of file frames the same way.
 
     Parameters
     ----------
     path_or_store : path or TrainingStore
-        A store directory, an open store, or an extended-XYZ file.
+        A store directory, an open store, or a file: extended XYZ (``.xyz``, ``.extxyz``,
+        read with exact floats) or any other format ASE reads.
+    index
+        ASE frame index of a file (default all); ignored for stores.
     config_type, source : str or sequence of str, optional
         Keep only these.
     iteration : int or sequence of int, optional
@@ -271,7 +289,7 @@ def read_configurations(
             open_store(path, "r")  # raises the store's explanation of what is wrong
         images = [
             a
-            for a in read_xyz(path)
+            for a in _read_file(path, index)
             if _matches(a.info.get("config_type"), config_type)
             and _matches(a.info.get("iteration"), iteration)
             and _matches(a.info.get("source"), source)
