@@ -53,6 +53,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from aceal.calculator import ACECalculator
 from aceal.fit import NormalEquations, Weights, error_metrics, get_labels, predict
+from aceal.fit.config import PriorSettings, SolverSettings
 from aceal.fit.fitter import Dataset, assemble_data, build_basis, solve
 from aceal.fit.normal_equations import Block
 from aceal.jsonable import to_jsonable
@@ -280,8 +281,8 @@ def fit_models(
         sub = NormalEquations(neq.n_basis, {k: (neq.blocks[k].copy() if k in kinds
                                                 else Block.zeros(neq.n_basis))
                                             for k in neq.blocks})
-        post, e0_of = solve(sub, basis.degrees, {"method": "bayesian", "max_iter": 1000},
-                            {"power": 2.0, "offset": 1.0}, n_e0=1)
+        post, e0_of = solve(sub, basis.degrees, SolverSettings(method="bayesian"),
+                            PriorSettings(power=2.0, offset=1.0), n_e0=1)
         e0 = {ELEMENT: float(e0_of(post.mean)[0])}
         models[name] = ACEModel(basis, post.mean, e0=e0)
         info[name] = {"alpha": float(post.alpha), "beta": float(post.beta),
