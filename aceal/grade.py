@@ -94,7 +94,19 @@ class ExtrapolationGrader:
         return gamma
 
     def save(self, path: str | Path) -> None:
-        """Write the active-set inverses to ``path`` (``.npz``, like pacemaker's ``.asi``)."""
+        """Write the active-set inverses to ``path``.
+
+        ``*.asi``: pacemaker's active-set-inverse file for LAMMPS ``pair_style
+        pace/extrapolation``, in the basis of the B-basis ``.yaml`` that
+        :func:`aceal.formats.pace_bbasis.write_pace_bbasis` writes for this model (full-rank
+        active sets only, see :mod:`aceal.formats.asi`). Any other name (conventionally
+        ``*.asi.npz``): aceal's own file, which also keeps rank-deficient sets.
+        """
+        if Path(path).suffix == ".asi":
+            from aceal.formats.asi import asi_arrays, write_asi
+
+            write_asi(path, asi_arrays(self))
+            return
         arrays = {}
         for z, inv in self.inverses.items():
             arrays[f"matrix_{z}"] = inv.matrix
@@ -105,9 +117,16 @@ class ExtrapolationGrader:
 
     @classmethod
     def load(cls, basis, path: str | Path) -> ExtrapolationGrader:
+        """Read :meth:`save`'s file: aceal's ``.asi.npz`` or a pacemaker ``.asi`` written
+        for this basis."""
         path = Path(path)
         if not path.is_file():
             raise AcealInputError(f"{path}: active-set file not found")
+        if path.suffix == ".asi":
+            from aceal.formats.asi import grader_inverses_from_asi
+
+            return cls(basis, {z: ActiveSetInverse(inv, None, rho) for z, (inv, rho)
+                               in grader_inverses_from_asi(basis, path).items()})
         with np.load(path) as data:
             zs = sorted({int(k.split("_")[1]) for k in data.files if k.startswith("matrix_")})
             inverses = {
