@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 from ase.data import atomic_numbers
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Field,
     PrivateAttr,
@@ -61,6 +62,16 @@ def _input_file(value: str | None, info: ValidationInfo, directory_ok: bool = Fa
     return str(p)
 
 
+def _input_path(value: str | None, info: ValidationInfo) -> str | None:
+    return _input_file(value, info, directory_ok=True)
+
+
+#: an input file (or, for ``InputPath``, a directory such as a store) that must exist;
+#: relative paths are resolved against the config file's directory and made absolute
+InputFile = Annotated[str | None, AfterValidator(_input_file)]
+InputPath = Annotated[str | None, AfterValidator(_input_path)]
+
+
 def _pair(x: list[float] | None) -> list[float] | None:
     if x is not None and (len(x) != 2 or not 0 <= x[0] <= x[1]):
         raise ValueError(f"expected [collect, stop] with 0 <= collect <= stop, got {x!r}")
@@ -90,7 +101,7 @@ class StructureSettings(Settings):
     """One starting structure of the walkers."""
 
     builder: Literal["bulk", "file"] = Field("bulk", description="ase.build.bulk or a file")
-    file: str | None = Field(None, description="structure file (builder file)")
+    file: InputFile = Field(None, description="structure file (builder file)")
     index: str | int = Field(-1, description="frame of the file")
     element: str | None = Field(None, description="element (builder bulk)")
     crystal: Literal["fcc", "bcc", "hcp", "diamond", "sc"] = "fcc"
@@ -111,11 +122,6 @@ class StructureSettings(Settings):
             raise ValueError(f"expected three positive integers, got {v!r}")
         return v
 
-    @field_validator("file")
-    @classmethod
-    def _exists(cls, v: str | None, info: ValidationInfo) -> str | None:
-        return _input_file(v, info)
-
     @model_validator(mode="after")
     def _builder_keys(self) -> StructureSettings:
         if self.builder == "file":
@@ -131,16 +137,11 @@ class StructureSettings(Settings):
 
 
 class InitialData(Settings):
-    store: str | None = Field(None, description="a training store to import")
+    store: InputPath = Field(None, description="a training store to import")
     xyz: PathList = Field(None, description="labelled extended-XYZ files to import")
     seeds_per_structure: int = Field(4, ge=0, description="rattled seeds labelled first")
     seed_rattle: float = Field(0.05, ge=0, description="their displacement, Å")
     seed_strain: float = Field(0.02, ge=0, description="their strain (fraction)")
-
-    @field_validator("store")
-    @classmethod
-    def _store(cls, v: str | None, info: ValidationInfo) -> str | None:
-        return _input_file(v, info, directory_ok=True)
 
     @field_validator("xyz")
     @classmethod
@@ -254,16 +255,11 @@ class SelectionSettings(Settings):
 
 
 class ValidationSettings(Settings):
-    file: str | None = Field(None, description="labelled held-out frames (else generated)")
+    file: InputFile = Field(None, description="labelled held-out frames (else generated)")
     frames: int = Field(8, ge=0, description="frames of reference MD")
     temperature: float = Field(1000.0, gt=0, description="K")
     steps_between: int = Field(50, gt=0, description="reference MD steps between frames")
     timestep: float = Field(2.0, gt=0, description="fs")
-
-    @field_validator("file")
-    @classmethod
-    def _exists(cls, v: str | None, info: ValidationInfo) -> str | None:
-        return _input_file(v, info)
 
 
 class StoppingSettings(Settings):
