@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 
 import numba
 import numpy as np
@@ -20,9 +19,16 @@ from ase import Atoms
 
 from aceal.basis.tables import KernelTables, build_tables
 from aceal.errors import AcealInputError
-from aceal.evaluation import _ylm_coefficients, species_indices
-from aceal.kernels.design import basis_values
+from aceal.evaluation import species_indices
+from aceal.kernels.design import (
+    ChannelTables,
+    Configurations,
+    DesignOutputs,
+    FunctionTables,
+    basis_values,
+)
 from aceal.kernels.design import design_rows as _design_rows_kernel
+from aceal.kernels.evaluate import Neighbours
 from aceal.kernels.neighbours import neighbour_list
 
 
@@ -38,7 +44,9 @@ class DesignRows:
 
 
 class DesignTables:
-    """Kernel tables of a basis (unit coefficients) plus per-function channel lists."""
+    """Kernel tables of a basis (unit coefficients) plus per-function channel lists, bundled
+    for the kernels of :mod:`aceal.kernels.design`: ``tables.base``, :attr:`functions` and
+    :attr:`channels`."""
 
     def __init__(self, basis) -> None:
         self.basis = basis
@@ -81,10 +89,13 @@ class DesignTables:
         self.fch_nl = ((mn % t.nradmax) * (t.lmax + 1) + ell).astype(np.int64)
         self.fch_lm = (ell * (ell + 1) // 2 + m).astype(np.int64)
         self.fch_m = m.astype(np.int64)
-
-    @cached_property
-    def ylm_coef(self) -> np.ndarray:
-        return _ylm_coefficients(self.tables.lmax)
+        self.functions = FunctionTables(
+            int(t.rankmax), t.r1_off, t.r1_idx, self.col_r1, self.hf_off, self.func_comb_off,
+            self.col_h, t.comb_aoff, t.comb_aidx, t.comb_coef,
+        )  # fmt: skip
+        self.channels = ChannelTables(
+            self.fch_off, self.fch_chan, self.fch_mu, self.fch_nl, self.fch_lm, self.fch_m
+        )
 
 
 def _neighbours(structures: Sequence[Atoms], elements, cutoff):
@@ -132,20 +143,18 @@ def design_rows(
     natoms = np.diff(conf_off)
     npairs = np.array([first[conf_off[c + 1]] - first[conf_off[c]] for c in range(nconf)])
     order = np.argsort(-(npairs + natoms), kind="stable").astype(np.int64)
-    energy = np.zeros((nconf, nb))
-    forces_t = np.zeros((nb, 3 * conf_off[-1]))
-    stress = np.zeros((nconf, 6, nb))
-    overlap = np.full(nconf, -1, dtype=np.int64)
+    res = DesignOutputs(
+        energy=np.zeros((nconf, nb)),
+        forces_t=np.zeros((nb, 3 * conf_off[-1])),
+        stress=np.zeros((nconf, 6, nb)),
+        overlap=np.full(nconf, -1, dtype=np.int64),
+    )
     nthreads = numba.get_num_threads() if num_threads is None else int(num_threads)
     _design_rows_kernel(
-        conf_off, order, first, j, d, species, volume,
-        t.nelem, t.lmax, t.nradmax, t.nradbase, t.spline, t.nlut, t.rscale, t.rcut, t.rmin,
-        dt.ylm_coef, t.rankmax,
-        t.r1_off, t.r1_idx, dt.col_r1, dt.hf_off, dt.func_comb_off, dt.col_h,
-        t.comb_aoff, t.comb_aidx, t.comb_coef,
-        dt.fch_off, dt.fch_chan, dt.fch_mu, dt.fch_nl, dt.fch_lm, dt.fch_m,
-        energy, forces_t, stress, overlap, max(1, nthreads),
+        Configurations(conf_off, order, volume), Neighbours(first, j, d, species), t.base,
+        dt.functions, dt.channels, res, max(1, nthreads),
     )  # fmt: skip
+    energy, forces_t, stress, overlap = res
     bad = np.flatnonzero(overlap >= 0)
     if bad.size:
         raise AcealInputError(f"structure {int(bad[0])} has overlapping atoms")
@@ -177,12 +186,8 @@ def per_atom_basis(
     overlap = np.full(len(atoms), -1, dtype=np.int64)
     nthreads = numba.get_num_threads() if num_threads is None else int(num_threads)
     basis_values(
-        first, j, d, species,
-        t.nelem, t.lmax, t.nradmax, t.nradbase, t.spline, t.nlut, t.rscale, t.rcut, t.rmin,
-        dt.ylm_coef, t.rankmax,
-        t.r1_off, t.r1_idx, dt.col_r1, dt.hf_off, dt.func_comb_off, dt.col_h,
-        t.comb_aoff, t.comb_aidx, t.comb_coef, out, overlap, max(1, nthreads),
-    )  # fmt: skip
+        Neighbours(first, j, d, species), t.base, dt.functions, out, overlap, max(1, nthreads)
+    )
     if np.any(overlap >= 0):
         raise AcealInputError("the structure has overlapping atoms")
     return out

@@ -15,11 +15,12 @@ import numpy as np
 from aceal.basis.tables import KernelTables
 from aceal.errors import AcealInputError
 from aceal.kernels.evaluate import (
+    EvaluationOutputs,
+    Neighbours,
     evaluate_atoms,
     scatter_committee_gradients,
     scatter_pair_gradients,
 )
-from aceal.kernels.sphharm import ylm_recursion_coefficients
 
 
 @dataclass
@@ -74,10 +75,6 @@ def evaluate_tables(
     """
     nat = len(species)
     nthreads = numba.get_num_threads() if num_threads is None else int(num_threads)
-    site = np.zeros(nat)
-    rho = np.zeros((nat, tables.ndensity))
-    pair_grad = np.zeros((len(neighbours), 3))
-    overlap = np.full(nat, -1, dtype=np.int64)
     t = tables
     ncom = int(committee)
     if ncom:
@@ -88,15 +85,16 @@ def evaluate_tables(
         pair_grad_c = np.empty((ncom, len(neighbours), 3))  # every entry is written
     else:
         pair_grad_c = np.empty((0, 0, 3))
-    evaluate_atoms(
-        first, neighbours, displacements, species,
-        t.nelem, t.lmax, t.nradmax, t.nradbase, t.spline, t.nlut, t.rscale, t.rcut, t.rmin,
-        t.e0, t.emb_type, t.emb_params, t.emb_ndens, t.rho_cut, t.drho_cut,
-        t.r1_off, t.r1_idx, t.r1_coef, t.comb_off, t.comb_coef,
-        t.tree_off, t.tree_parent, t.tree_chan, t.tree_nint, t.tree_coef,
-        _ylm_coefficients(t.lmax),
-        site, rho, pair_grad, overlap, max(1, nthreads), ncom, pair_grad_c,
-    )  # fmt: skip
+    nbrs = Neighbours(first, neighbours, displacements, species)
+    out = EvaluationOutputs(
+        site_energy=np.zeros(nat),
+        rho=np.zeros((nat, t.ndensity)),
+        pair_grad=np.zeros((len(neighbours), 3)),
+        pair_grad_c=pair_grad_c,
+        overlap=np.full(nat, -1, dtype=np.int64),
+    )
+    evaluate_atoms(nbrs, t.base, t.embedding, t.densities, out, max(1, nthreads))
+    overlap = out.overlap
     bad = np.flatnonzero(overlap >= 0)
     if bad.size:
         i = int(bad[0])
@@ -108,20 +106,12 @@ def evaluate_tables(
         )
     forces = np.zeros((nat, 3))
     virial = np.zeros((3, 3))
-    scatter_pair_gradients(first, neighbours, displacements, pair_grad, forces, virial)
+    scatter_pair_gradients(nbrs, out.pair_grad, forces, virial)
     forces_c = None
     if ncom:
         forces_c = np.empty((ncom, nat, 3))
-        scatter_committee_gradients(first, neighbours, pair_grad_c, forces_c)
+        scatter_committee_gradients(nbrs, pair_grad_c, forces_c)
     return Evaluation(
-        energies=site, densities=rho, forces=forces, virial=virial, forces_committee=forces_c
-    )
-
-
-_YLM_CACHE: dict[int, np.ndarray] = {}
-
-
-def _ylm_coefficients(lmax: int) -> np.ndarray:
-    if lmax not in _YLM_CACHE:
-        _YLM_CACHE[lmax] = ylm_recursion_coefficients(lmax)
-    return _YLM_CACHE[lmax]
+        energies=out.site_energy, densities=out.rho, forces=forces, virial=virial,
+        forces_committee=forces_c,
+    )  # fmt: skip

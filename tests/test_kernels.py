@@ -11,7 +11,7 @@ import pytest
 from aceal.basis.radial import core_repulsion, radial_basis, radial_functions
 from aceal.basis.tables import build_tables
 from aceal.formats.yace import read_yace
-from aceal.kernels.evaluate import splines_block, ylm_block
+from aceal.kernels.evaluate import base_scratch, splines_block, ylm_block
 from aceal.kernels.sphharm import ylm_recursion_coefficients
 
 DATA = Path(__file__).parent / "data"
@@ -25,14 +25,20 @@ def _unit_vectors(n, seed=0):
     return v / np.linalg.norm(v, axis=1)[:, None]
 
 
+def _base(lmax=LMAX):
+    """The atomic-base tables of cu_small with ``lmax`` (and its Y_lm coefficients)."""
+    base = build_tables(read_yace(DATA / "cu_small.yace")).base
+    return base._replace(lmax=lmax, ylm_coef=ylm_recursion_coefficients(lmax))
+
+
 def _ylm(h, lmax=LMAX):
     n = len(h)
-    nlmh = (lmax + 1) * (lmax + 2) // 2
-    P, dP, Yr, Yi = (np.zeros((nlmh, n)) for _ in range(4))
-    Er, Ei = np.zeros((lmax + 1, n)), np.zeros((lmax + 1, n))
-    hx, hy, hz = (np.ascontiguousarray(h[:, k]) for k in range(3))
-    ylm_block(n, lmax, ylm_recursion_coefficients(lmax), hx, hy, hz, P, dP, Er, Ei, Yr, Yi)
-    return P, dP, Er, Ei, Yr + 1j * Yi
+    base = _base(lmax)
+    s = base_scratch(n, base)
+    for k, x in enumerate((s.hx, s.hy, s.hz)):
+        x[:] = h[:, k]
+    ylm_block(n, base, s)
+    return s.P, s.dP, s.Er, s.Ei, s.Yr + 1j * s.Yi
 
 
 def test_ylm_matches_scipy_times_sqrt_4pi():
@@ -78,8 +84,10 @@ def test_splines_match_analytic_radial_functions(name):
     bond = pot.bonds[(0, 0)]
     r = np.random.default_rng(3).uniform(1.2, bond.rcut - 1e-3, 50)
     nfs = t.spline.shape[2]
-    V, D = np.zeros((nfs, len(r))), np.zeros((nfs, len(r)))
-    splines_block(t.spline, 0, r, 0, len(r), t.rscale[0], t.nlut[0], V, D)
+    s = base_scratch(len(r), t.base)
+    s.rr[:] = r
+    splines_block(t.base, 0, 0, len(r), s)
+    V, D = s.V, s.D
     g, dg = radial_basis(bond, r)
     R, dR = radial_functions(bond, r)
     c, dc = core_repulsion(bond, r)
@@ -122,3 +130,14 @@ def test_product_tree_reproduces_direct_products(name):
         np.testing.assert_allclose(tree, direct, rtol=1e-12, atol=1e-12)
         # fewer multiplications than the term-by-term products
         assert e - b - 1 <= t.comb_aoff[t.comb_off[mu + 1]] - t.comb_aoff[t.comb_off[mu]]
+
+
+def test_table_bundles_are_built_once_and_share_the_arrays():
+    t = build_tables(read_yace(DATA / "cuni_small.yace"))
+    assert t.base is t.base and t.embedding is t.embedding and t.densities is t.densities
+    assert (t.base.nelem, t.base.lmax, t.base.nradmax, t.base.nradbase) == (
+        t.nelem, t.lmax, t.nradmax, t.nradbase
+    )
+    assert t.base.spline is t.spline and t.embedding.e0 is t.e0
+    assert t.densities.tree_parent is t.tree_parent and t.densities.r1_coef is t.r1_coef
+    np.testing.assert_array_equal(t.base.ylm_coef, ylm_recursion_coefficients(t.lmax))

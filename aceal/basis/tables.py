@@ -19,11 +19,21 @@ Built once per model (plain numpy). Index conventions used by :mod:`aceal.kernel
   ``term_node[s]``; ``tree_coef[b+j, p]`` sums the coefficients of density ``p`` of the
   terms at node ``j`` (built from ``comb_coef`` at construction: rebuild the tables rather
   than editing ``comb_coef`` in place).
+
+The kernels take these arrays bundled in NamedTuples (numba passes them like the arrays
+themselves): :attr:`KernelTables.base` (sizes, radial splines and the ``Y_lm`` recursion
+coefficients: all that :func:`aceal.kernels.evaluate.atomic_base` reads),
+:attr:`KernelTables.embedding` (per central species) and :attr:`KernelTables.densities`
+(rank-1 functions and the product graph). Each is built once per tables object, on first
+use.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
@@ -34,9 +44,72 @@ from aceal.errors import AcealInputError
 EMBEDDING_CODES = {"linear": 0, "FinnisSinclair": 1, "FinnisSinclairShiftedScaled": 2}
 
 
+class BaseTables(NamedTuple):
+    """Sizes, radial splines and ``Y_lm`` recursion coefficients: what the atomic base ``A``
+    of an atom needs (:func:`aceal.kernels.evaluate.atomic_base`). Splines per ordered
+    species pair ``p = mu_i * nelem + mu_j``."""
+
+    nelem: int
+    lmax: int
+    nradmax: int
+    nradbase: int
+    spline: np.ndarray  # (npairs, nlut_max + 1, nfunc, 4) Hermite coefficients
+    nlut: np.ndarray  # (npairs,) int64
+    rscale: np.ndarray  # (npairs,) nodes per Å
+    rcut: np.ndarray  # (npairs,) Å
+    rmin: np.ndarray  # (npairs,) Å, distances below this are overlaps
+    ylm_coef: np.ndarray  # (4, lmax + 1, lmax + 1), see ylm_recursion_coefficients
+
+
+class EmbeddingTables(NamedTuple):
+    """Reference energies, embeddings and core-density cutoffs, per central species."""
+
+    e0: np.ndarray  # (nelem,) eV
+    emb_type: np.ndarray  # (nelem,) int64, EMBEDDING_CODES
+    emb_params: np.ndarray  # (nelem, ndensity, 2): weight, exponent
+    emb_ndens: np.ndarray  # (nelem,) int64
+    rho_cut: np.ndarray  # (nelem,)
+    drho_cut: np.ndarray  # (nelem,)
+
+
+class DensityTables(NamedTuple):
+    """The linear map from ``A1`` and the products of ``A`` to the densities ``rho_p``:
+    rank-1 functions and the product graph (see the module docstring)."""
+
+    r1_off: np.ndarray  # (nelem + 1,)
+    r1_idx: np.ndarray  # (nr1,)
+    r1_coef: np.ndarray  # (nr1, ndensity)
+    tree_off: np.ndarray  # (nelem + 1,)
+    tree_parent: np.ndarray  # (nnodes,) uint32, local
+    tree_chan: np.ndarray  # (nnodes,) uint32
+    tree_nint: np.ndarray  # (nelem,) int64
+    tree_coef: np.ndarray  # (nnodes, ndensity)
+
+
+def ylm_recursion_coefficients(lmax: int) -> np.ndarray:
+    """Coefficients of the normalised associated-Legendre recursion, shape (4, lmax+1, lmax+1)
+    (conventions: :mod:`aceal.kernels.sphharm`).
+
+    ``[0]`` = a_lm, ``[1]`` = b_lm (three-term recursion in l), ``[2][l, 0]`` = c_l (diagonal),
+    ``[3][l, 0]`` = d_l (first off-diagonal).
+    """
+    c = np.zeros((4, lmax + 1, lmax + 1))
+    for l in range(1, lmax + 1):
+        for m in range(0, l - 1):
+            c[0, l, m] = math.sqrt((4.0 * l * l - 1.0) / (l * l - m * m))
+            c[1, l, m] = -math.sqrt(((l - 1.0) ** 2 - m * m) / (4.0 * (l - 1.0) ** 2 - 1.0))
+        c[2, l, 0] = -math.sqrt(1.0 + 0.5 / l)
+        c[3, l, 0] = math.sqrt(2.0 * (l - 1) + 3.0)
+    return c
+
+
 @dataclass
 class KernelTables:
-    """Arrays for :func:`aceal.kernels.evaluate.evaluate_atoms` (see module docstring)."""
+    """Arrays for :func:`aceal.kernels.evaluate.evaluate_atoms` (see module docstring).
+
+    The bundles :attr:`base`, :attr:`embedding` and :attr:`densities` are built on first
+    use and then kept: rebuild the tables rather than replacing their arrays.
+    """
 
     nelem: int
     lmax: int
@@ -85,6 +158,30 @@ class KernelTables:
             self.tree_coef = np.zeros((len(self.tree_chan), self.ndensity))
             nodes = self.tree_off[np.repeat(np.arange(self.nelem), np.diff(self.comb_off))]
             np.add.at(self.tree_coef, nodes + self.term_node, self.comb_coef)
+
+    @cached_property
+    def base(self) -> BaseTables:
+        """Sizes, splines and ``Y_lm`` coefficients (for the atomic base)."""
+        return BaseTables(
+            int(self.nelem), int(self.lmax), int(self.nradmax), int(self.nradbase),
+            self.spline, self.nlut, self.rscale, self.rcut, self.rmin,
+            ylm_recursion_coefficients(int(self.lmax)),
+        )  # fmt: skip
+
+    @cached_property
+    def embedding(self) -> EmbeddingTables:
+        """Reference energies, embeddings and core-density cutoffs per central species."""
+        return EmbeddingTables(
+            self.e0, self.emb_type, self.emb_params, self.emb_ndens, self.rho_cut, self.drho_cut
+        )
+
+    @cached_property
+    def densities(self) -> DensityTables:
+        """Rank-1 functions and the product graph (the map from the atomic base to rho_p)."""
+        return DensityTables(
+            self.r1_off, self.r1_idx, self.r1_coef, self.tree_off, self.tree_parent,
+            self.tree_chan, self.tree_nint, self.tree_coef,
+        )  # fmt: skip
 
     @property
     def cutoff(self) -> float:
@@ -178,7 +275,7 @@ def product_tree(comb_off, comb_aoff, comb_aidx):
         for s, key in keys.items():
             term_node[s] = local[key]
         off.append(len(parent))
-    i64, u32 = np.int64, np.uint32  # unsigned node/channel indices: see kernels.evaluate._site
+    i64, u32 = np.int64, np.uint32  # unsigned node/channel indices: see kernels.evaluate._densities
     return (
         np.array(off, dtype=i64),
         np.array(parent, dtype=u32),

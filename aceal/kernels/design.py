@@ -6,21 +6,91 @@ virial (``sum_ij r_ij ⊗ dB_k(i)/dr_ij``), so that for coefficients ``c`` the m
 energy, forces and virial are rows @ c. Parallel over configurations.
 
 Tables: :class:`aceal.descriptors.DesignTables` (the kernel tables of the basis with unit
-coefficients, one table function per basis function, plus per function the distinct
-one-particle channels ``(mu, n, l, m >= 0)`` it uses, ``fch_*``).
+coefficients, one table function per basis function): the atomic-base tables
+(:class:`aceal.basis.tables.BaseTables`), the functions (:class:`FunctionTables`) and per
+function the distinct one-particle channels ``(mu, n, l, m >= 0)`` it uses
+(:class:`ChannelTables`).
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit, prange
 
-from aceal.kernels.evaluate import atomic_base, neighbour_scratch, ylm_gradients
+from aceal.kernels.evaluate import atomic_base, base_scratch, ylm_gradients
+
+
+class FunctionTables(NamedTuple):
+    """The basis functions of each central species ``mu`` and their columns. Rank-1 function
+    ``f`` (``r1_off[mu]:r1_off[mu+1]``) is ``A1[r1_idx[f]]`` in column ``col_r1[f]``;
+    higher-rank function ``h`` (``hf_off[mu]:hf_off[mu+1]``) sums the product terms
+    ``func_comb_off[h]:func_comb_off[h+1]`` (channels ``comb_aidx[comb_aoff[s]:...]``,
+    coefficient ``comb_coef[s, 0]``) into column ``col_h[h]``."""
+
+    rankmax: int
+    r1_off: np.ndarray
+    r1_idx: np.ndarray
+    col_r1: np.ndarray
+    hf_off: np.ndarray
+    func_comb_off: np.ndarray
+    col_h: np.ndarray
+    comb_aoff: np.ndarray
+    comb_aidx: np.ndarray
+    comb_coef: np.ndarray
+
+
+class ChannelTables(NamedTuple):
+    """Per higher-rank function ``h`` the distinct channels with m >= 0 that it uses,
+    ``fch_off[h]:fch_off[h+1]``: channel index, species, radial function ``n * (lmax+1) + l``,
+    ``Y_lm`` index ``l(l+1)/2 + m`` and ``m``."""
+
+    fch_off: np.ndarray
+    fch_chan: np.ndarray
+    fch_mu: np.ndarray
+    fch_nl: np.ndarray
+    fch_lm: np.ndarray
+    fch_m: np.ndarray
+
+
+class Configurations(NamedTuple):
+    """The configurations of a batch: atoms ``conf_off[c]:conf_off[c+1]`` (global indices),
+    the order in which they are handed to threads (largest first balances the load) and
+    their volumes (Å³, 0 where not fully periodic)."""
+
+    conf_off: np.ndarray
+    order: np.ndarray
+    volume: np.ndarray
+
+
+class DesignOutputs(NamedTuple):
+    """Outputs of :func:`design_rows`."""
+
+    energy: np.ndarray  # (nconf, nbasis)
+    forces_t: np.ndarray  # (nbasis, 3 * natoms)
+    stress: np.ndarray  # (nconf, 6, nbasis), Voigt, per unit coefficient
+    overlap: np.ndarray  # (nconf,) int64: a pair closer than the first spline node, or -1
+
+
+class DesignScratch(NamedTuple):
+    """Per-thread scratch of :func:`design_rows` beyond the atomic base's."""
+
+    W: np.ndarray  # like A: dB/dA of one function (kept zero between functions)
+    dYr: np.ndarray  # (nlmh, 3, maxnb) tangential gradients of Y_lm
+    dYi: np.ndarray
+    nmu: np.ndarray  # (maxnb,) species of each neighbour
+    fw: np.ndarray  # (rankmax + 1,) partial products of one term
+    wf: np.ndarray  # (max channels of a function + 1,) folded weights of one function
+    vir: np.ndarray  # (3, 3) virial of one function
 
 
 @njit(cache=True)
-def _function_value_and_adjoint(s0, s1, comb_aoff, comb_aidx, comb_coef, A, W, fw, adjoint):
+def _function_value_and_adjoint(s0, s1, funcs, A, W, fw, adjoint):
     """``B = sum_s c_s Re(prod_t A)`` over product terms ``s0:s1``; adds ``dB/dA`` to W."""
+    comb_aoff = funcs.comb_aoff
+    comb_aidx = funcs.comb_aidx
+    comb_coef = funcs.comb_coef
     value = 0.0
     for s in range(s0, s1):
         o = comb_aoff[s]
@@ -40,60 +110,81 @@ def _function_value_and_adjoint(s0, s1, comb_aoff, comb_aidx, comb_coef, A, W, f
 
 
 @njit(cache=True, parallel=True)
-def design_rows(
-    conf_off, order, first, nbr_j, nbr_d, species, volume,
-    nelem, lmax, nradmax, nradbase, spline, nlut, rscale, rcut, rmin, ylm_coef, rankmax,
-    r1_off, r1_idx, col_r1, hf_off, func_comb_off, col_h, comb_aoff, comb_aidx, comb_coef,
-    fch_off, fch_chan, fch_mu, fch_nl, fch_lm, fch_m,
-    energy_rows, force_rows_t, stress_rows, overlap, nthreads,
-):
-    """Fill ``energy_rows[c, k]``, ``force_rows_t[k, 3*atom + a]`` and
-    ``stress_rows[c, v, k]`` (Voigt, eV/Å³ per unit coefficient; zero where ``volume <= 0``).
-
-    ``conf_off`` gives each configuration's atoms (global indices); ``order`` the order in
-    which configurations are handed to threads (largest first balances the load).
-    Rank-1 function ``f`` (``r1_off[mu]:r1_off[mu+1]``) fills column ``col_r1[f]``;
-    higher-rank function ``h`` (``hf_off[mu]:hf_off[mu+1]``) sums product terms
-    ``func_comb_off[h]:func_comb_off[h+1]`` into column ``col_h[h]``.
-    """
+def design_rows(confs, nbrs, base, funcs, chans, out, nthreads):
+    """Fill ``out.energy[c, k]``, ``out.forces_t[k, 3*atom + a]`` and ``out.stress[c, v, k]``
+    (Voigt, eV/Å³ per unit coefficient; zero where ``volume <= 0``) of the configurations
+    ``confs`` (:class:`Configurations`) with neighbour list ``nbrs``
+    (:class:`aceal.kernels.evaluate.Neighbours`); ``out.overlap[c]`` is set to a pair of an
+    overlap. ``nthreads`` sets the work split (``4 * nthreads`` chunks)."""
+    conf_off = confs.conf_off
+    first = nbrs.first
+    species = nbrs.species
+    r1_off = funcs.r1_off
+    r1_idx = funcs.r1_idx
+    col_r1 = funcs.col_r1
+    hf_off = funcs.hf_off
+    func_comb_off = funcs.func_comb_off
+    col_h = funcs.col_h
+    fch_off = chans.fch_off
+    fch_chan = chans.fch_chan
+    fch_mu = chans.fch_mu
+    fch_nl = chans.fch_nl
+    fch_lm = chans.fch_lm
+    fch_m = chans.fch_m
+    energy_rows = out.energy
+    force_rows_t = out.forces_t
+    stress_rows = out.stress
+    nelem = base.nelem
+    lmax = base.lmax
+    nradbase = base.nradbase
     nconf = conf_off.shape[0] - 1
     maxnb = 0
     for i in range(first.shape[0] - 1):
         maxnb = max(maxnb, first[i + 1] - first[i])
     nlm = (lmax + 1) * (lmax + 1)
     nlmh = (lmax + 1) * (lmax + 2) // 2
-    nfs = spline.shape[2]
     maxq = 0
     for h in range(fch_off.shape[0] - 1):
         maxq = max(maxq, fch_off[h + 1] - fch_off[h])
     nchunks = min(nconf, 4 * nthreads) if nconf > 0 else 0
     for chunk in prange(nchunks):
-        rr, hx, hy, hz, pidx, sp_off, V, D, P, dP, Er, Ei, Yr, Yi = neighbour_scratch(
-            maxnb, nelem, nfs, lmax
-        )
-        A = np.empty(nelem * max(nradmax, 1) * nlm, dtype=np.complex128)
-        W = np.zeros(nelem * max(nradmax, 1) * nlm, dtype=np.complex128)
-        A1 = np.empty(nelem * max(nradbase, 1))
-        dYr = np.empty((nlmh, 3, maxnb))
-        dYi = np.empty((nlmh, 3, maxnb))
-        nmu = np.empty(maxnb, dtype=np.int64)
-        fw = np.empty(rankmax + 1, dtype=np.complex128)
-        wf = np.empty(maxq + 1, dtype=np.complex128)
-        vir = np.zeros((3, 3))
+        s = base_scratch(maxnb, base)
+        ds = DesignScratch(
+            np.zeros(nelem * base.nradmax * nlm, dtype=np.complex128),
+            np.empty((nlmh, 3, maxnb)), np.empty((nlmh, 3, maxnb)),
+            np.empty(maxnb, dtype=np.int64),
+            np.empty(funcs.rankmax + 1, dtype=np.complex128),
+            np.empty(maxq + 1, dtype=np.complex128),
+            np.zeros((3, 3)),
+        )  # fmt: skip
+        rr = s.rr
+        hx = s.hx
+        hy = s.hy
+        hz = s.hz
+        pidx = s.pidx
+        sp_off = s.sp_off
+        V = s.V
+        D = s.D
+        Yr = s.Yr
+        Yi = s.Yi
+        A = s.A
+        A1 = s.A1
+        W = ds.W
+        dYr = ds.dYr
+        dYi = ds.dYi
+        nmu = ds.nmu
+        wf = ds.wf
+        vir = ds.vir
         for ci in range(chunk, nconf, nchunks):
-            c = order[ci]
-            vol = volume[c]
+            c = confs.order[ci]
+            vol = confs.volume[c]
             for i in range(conf_off[c], conf_off[c + 1]):
                 mu_i = species[i]
-                nn, _ = atomic_base(
-                    i, mu_i, first, nbr_j, nbr_d, species,
-                    nelem, lmax, nradmax, nradbase, spline, nlut, rscale, rcut, rmin, ylm_coef,
-                    rr, hx, hy, hz, pidx, sp_off, V, D, P, dP, Er, Ei, Yr, Yi, A, A1,
-                )
+                nn, _ = atomic_base(i, nbrs, base, s)
                 if nn < 0:
-                    overlap[c] = -1 - nn
+                    out.overlap[c] = -1 - nn
                     break
-                ylm_gradients(nn, lmax, hx, hy, hz, P, dP, Er, Ei, dYr, dYi)
+                ylm_gradients(nn, base, s, dYr, dYi)
                 for mu in range(nelem):
                     for jj in range(sp_off[mu], sp_off[mu + 1]):
                         nmu[jj] = mu
@@ -109,7 +200,7 @@ def design_rows(
                             vir[a, b] = 0.0
                     for jj in range(sp_off[mu_f], sp_off[mu_f + 1]):
                         g = D[n, jj]
-                        _add_pair(force_rows_t, vir, k, i, nbr_j, nbr_d, pidx[jj],
+                        _add_pair(force_rows_t, vir, k, i, nbrs, pidx[jj],
                                   g * hx[jj], g * hy[jj], g * hz[jj])  # fmt: skip
                     if vol > 0:
                         _add_stress(stress_rows, c, k, vir, vol)
@@ -119,7 +210,7 @@ def design_rows(
                     s0 = func_comb_off[h]
                     s1 = func_comb_off[h + 1]
                     energy_rows[c, k] += _function_value_and_adjoint(
-                        s0, s1, comb_aoff, comb_aidx, comb_coef, A, W, fw, True
+                        s0, s1, funcs, A, W, ds.fw, True
                     )
                     # fold -m onto +m and clear W for the next function (unsigned
                     # indices spare numba's negative-index checks, as in the evaluator)
@@ -157,7 +248,7 @@ def design_rows(
                             gx += ro * (wr * dYr[lm, 0, jj] - wi * dYi[lm, 0, jj])
                             gy += ro * (wr * dYr[lm, 1, jj] - wi * dYi[lm, 1, jj])
                             gz += ro * (wr * dYr[lm, 2, jj] - wi * dYi[lm, 2, jj])
-                        _add_pair(force_rows_t, vir, k, i, nbr_j, nbr_d, pidx[jj],
+                        _add_pair(force_rows_t, vir, k, i, nbrs, pidx[jj],
                                   radial * hx[jj] + gx, radial * hy[jj] + gy,
                                   radial * hz[jj] + gz)  # fmt: skip
                     if vol > 0:
@@ -165,16 +256,17 @@ def design_rows(
 
 
 @njit(cache=True)
-def _add_pair(force_rows_t, vir, k, i, nbr_j, nbr_d, p, g0, g1, g2):
-    """Column ``k``: pair ``p`` (atom ``i`` to ``nbr_j[p]``) with gradient ``g`` of
+def _add_pair(force_rows_t, vir, k, i, nbrs, p, g0, g1, g2):
+    """Column ``k``: pair ``p`` (atom ``i`` to ``nbrs.j[p]``) with gradient ``g`` of
     ``B_k(i)`` with respect to ``r_ij``: forces on both atoms and the virial."""
-    j = nbr_j[p]
+    j = nbrs.j[p]
     force_rows_t[k, 3 * j] -= g0
     force_rows_t[k, 3 * j + 1] -= g1
     force_rows_t[k, 3 * j + 2] -= g2
     force_rows_t[k, 3 * i] += g0
     force_rows_t[k, 3 * i + 1] += g1
     force_rows_t[k, 3 * i + 2] += g2
+    nbr_d = nbrs.d
     for b in range(3):
         db = nbr_d[p, b]
         vir[b, 0] += db * g0
@@ -193,35 +285,31 @@ def _add_stress(stress_rows, c, k, vir, vol):
 
 
 @njit(cache=True, parallel=True)
-def basis_values(
-    first, nbr_j, nbr_d, species,
-    nelem, lmax, nradmax, nradbase, spline, nlut, rscale, rcut, rmin, ylm_coef, rankmax,
-    r1_off, r1_idx, col_r1, hf_off, func_comb_off, col_h, comb_aoff, comb_aidx, comb_coef,
-    out, overlap, nthreads,
-):
-    """Per-atom basis values ``out[i, k] = B_k(i)`` (zero for functions of other species)."""
+def basis_values(nbrs, base, funcs, out, overlap, nthreads):
+    """Per-atom basis values ``out[i, k] = B_k(i)`` (zero for functions of other species);
+    ``overlap[i]`` is set to a pair of an overlap (else left at -1)."""
+    first = nbrs.first
+    species = nbrs.species
+    r1_off = funcs.r1_off
+    r1_idx = funcs.r1_idx
+    col_r1 = funcs.col_r1
+    hf_off = funcs.hf_off
+    func_comb_off = funcs.func_comb_off
+    col_h = funcs.col_h
     nat = first.shape[0] - 1
     maxnb = 0
     for i in range(nat):
         maxnb = max(maxnb, first[i + 1] - first[i])
-    nlm = (lmax + 1) * (lmax + 1)
-    nfs = spline.shape[2]
     nchunks = min(nat, 4 * nthreads) if nat > 0 else 0
     for chunk in prange(nchunks):
-        rr, hx, hy, hz, pidx, sp_off, V, D, P, dP, Er, Ei, Yr, Yi = neighbour_scratch(
-            maxnb, nelem, nfs, lmax
-        )
-        A = np.empty(nelem * max(nradmax, 1) * nlm, dtype=np.complex128)
+        s = base_scratch(maxnb, base)
+        A = s.A
+        A1 = s.A1
         W = np.empty(1, dtype=np.complex128)
-        A1 = np.empty(nelem * max(nradbase, 1))
-        fw = np.empty(rankmax + 1, dtype=np.complex128)
+        fw = np.empty(funcs.rankmax + 1, dtype=np.complex128)
         for i in range(chunk, nat, nchunks):
             mu_i = species[i]
-            nn, _ = atomic_base(
-                i, mu_i, first, nbr_j, nbr_d, species,
-                nelem, lmax, nradmax, nradbase, spline, nlut, rscale, rcut, rmin, ylm_coef,
-                rr, hx, hy, hz, pidx, sp_off, V, D, P, dP, Er, Ei, Yr, Yi, A, A1,
-            )
+            nn, _ = atomic_base(i, nbrs, base, s)
             if nn < 0:
                 overlap[i] = -1 - nn
                 continue
@@ -229,6 +317,5 @@ def basis_values(
                 out[i, col_r1[f]] = A1[r1_idx[f]]
             for h in range(hf_off[mu_i], hf_off[mu_i + 1]):
                 out[i, col_h[h]] = _function_value_and_adjoint(
-                    func_comb_off[h], func_comb_off[h + 1], comb_aoff, comb_aidx, comb_coef,
-                    A, W, fw, False,
+                    func_comb_off[h], func_comb_off[h + 1], funcs, A, W, fw, False
                 )

@@ -29,6 +29,7 @@ smaller than the cutoff this automatically visits the many periodic images neede
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -62,28 +63,52 @@ def _grow_rows(a, n):
     return out
 
 
+class BinGrid(NamedTuple):
+    """Atoms binned on a grid in fractional coordinates of the effective cell (:func:`_build`)."""
+
+    ws: np.ndarray  # (n, 3) float64 positions wrapped along periodic rows (Å), ws[k]: order[k]
+    ecell: np.ndarray  # (3, 3) float64 effective cell (periodic rows equal the cell)
+    n0: np.ndarray  # (n, 3) int64 wrap shifts per atom: positions = wrapped + n0 @ cell
+    bins: np.ndarray  # (n, 3) int64 bin index of each atom along each direction
+    order: np.ndarray  # (n,) int64 atoms sorted by linear bin index
+    bin_start: np.ndarray  # (nbins_total + 1,) int64 CSR offsets of the bins into order
+    nbins: np.ndarray  # (3,) int64 bins per direction
+    reach: np.ndarray  # (3,) int64 search half-width in bins
+    periodic: np.ndarray  # (3,) bool
+
+
+class SortScratch(NamedTuple):
+    """Scratch of :func:`_sort_segment`, each of length >= the longest segment."""
+
+    key: np.ndarray  # int64
+    perm: np.ndarray  # int64
+    tj: np.ndarray  # int64
+    ts: np.ndarray  # (m, 3) int64
+    td: np.ndarray  # (m, 3) float64
+
+
 @njit(cache=True)
-def _search(positions, cell, ws, ecell, n0, bins, order, bin_start, nbins, reach,
-            periodic, cutoff, capacity, max_candidates):
+def _search(positions, cell, grid, cutoff, capacity, max_candidates):
     """Cell-list search.
 
     Parameters
     ----------
     positions : (n, 3) float64, positions as given (Å).
     cell : (3, 3) float64, the given cell (Å); rows are lattice vectors.
-    ws : (n, 3) float64, positions wrapped into the cell along periodic rows (Å),
-        in bin order: ``ws[k]`` belongs to atom ``order[k]``.
-    ecell : (3, 3) float64, effective cell (periodic rows equal ``cell``).
-    n0 : (n, 3) int64, wrap shifts per atom: positions = wrapped + n0 @ cell.
-    bins : (n, 3) int64, bin index of each atom along each direction.
-    order : (n,) int64, atoms sorted by linear bin index.
-    bin_start : (nbins_total + 1,) int64, CSR offsets of bins into ``order``.
-    nbins, reach : (3,) int64, bins per direction and search half-width in bins.
-    periodic : (3,) bool.
+    grid : :class:`BinGrid` of the atoms.
     cutoff : float, Å.
     capacity : int, initial guess for the number of pairs.
     max_candidates : int, upper bound on the atoms in the bins searched by one atom.
     """
+    ws = grid.ws
+    ecell = grid.ecell
+    n0 = grid.n0
+    bins = grid.bins
+    order = grid.order
+    bin_start = grid.bin_start
+    nbins = grid.nbins
+    reach = grid.reach
+    periodic = grid.periodic
     n = positions.shape[0]
     c2 = cutoff * cutoff
     c2_pre = c2 * (1.0 + 1e-9) + 1e-300  # generous prefilter on wrapped coordinates
@@ -95,11 +120,13 @@ def _search(positions, cell, ws, ecell, n0, bins, order, bin_start, nbins, reach
     # per-atom scratch: candidates (sorted index k, bin-image shift)
     ck = np.empty(max_candidates, dtype=np.int64)
     cs = np.empty((max_candidates, 3), dtype=np.int64)
-    key = np.empty(max_candidates, dtype=np.int64)
-    perm = np.empty(max_candidates, dtype=np.int64)
-    tj = np.empty(max_candidates, dtype=np.int64)
-    ts = np.empty((max_candidates, 3), dtype=np.int64)
-    td = np.empty((max_candidates, 3), dtype=np.float64)
+    scratch = SortScratch(
+        np.empty(max_candidates, dtype=np.int64),
+        np.empty(max_candidates, dtype=np.int64),
+        np.empty(max_candidates, dtype=np.int64),
+        np.empty((max_candidates, 3), dtype=np.int64),
+        np.empty((max_candidates, 3), dtype=np.float64),
+    )
     inv = np.empty(n, dtype=np.int64)
     for k in range(n):
         inv[order[k]] = k
@@ -186,17 +213,20 @@ def _search(positions, cell, ws, ecell, n0, bins, order, bin_start, nbins, reach
             dbuf[npairs, 1] = dy
             dbuf[npairs, 2] = dz
             npairs += 1
-        _sort_segment(jbuf, sbuf, dbuf, start, npairs, key, perm, tj, ts, td)
+        _sort_segment(jbuf, sbuf, dbuf, start, npairs, scratch)
         first[i + 1] = npairs
     return first, jbuf[:npairs].copy(), dbuf[:npairs].copy(), sbuf[:npairs].copy()
 
 
 @njit(cache=True)
-def _sort_segment(jbuf, sbuf, dbuf, start, stop, key, perm, tj, ts, td):
-    """Sort rows start:stop of (j, shift, d) in place by (j, shift) lexicographically.
-
-    ``key``, ``perm``, ``tj``, ``ts``, ``td`` are scratch arrays of length >= stop - start.
-    """
+def _sort_segment(jbuf, sbuf, dbuf, start, stop, scratch):
+    """Sort rows start:stop of (j, shift, d) in place by (j, shift) lexicographically
+    (``scratch``: a :class:`SortScratch` of length >= stop - start)."""
+    key = scratch.key
+    perm = scratch.perm
+    tj = scratch.tj
+    ts = scratch.ts
+    td = scratch.td
     m = stop - start
     if m < 2:
         return
@@ -402,10 +432,11 @@ def _build(pos: np.ndarray, cell: np.ndarray, pbc: np.ndarray, rc: float):
     counts = np.diff(bin_start)
     n_visit = int(np.prod(np.minimum(2 * reach + 1, np.where(pbc, 2 * reach + 1, nbins))))
     max_candidates = int(min(counts.max() * n_visit, n * np.prod(2 * reach + 1)))
-    first, j, d, shift = _search(
-        pos, cell, np.ascontiguousarray(wrapped[order]), ecell, n0, bins, order, bin_start,
-        nbins, reach, pbc, rc, guess, max_candidates,
-    )
+    grid = BinGrid(
+        np.ascontiguousarray(wrapped[order]), ecell, n0, bins, order, bin_start, nbins, reach,
+        pbc,
+    )  # fmt: skip
+    first, j, d, shift = _search(pos, cell, grid, rc, guess, max_candidates)
     return first, j, d, shift
 
 
