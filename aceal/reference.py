@@ -336,28 +336,19 @@ def _number(d: Mapping[str, Any], key: str, name: str, *, integer: bool = False,
 _TBLITE_CLASS = None
 
 
-def _omp_functions(ext_path: str):
-    """``(omp_get_max_threads, omp_set_num_threads)`` of the OpenMP runtime tblite uses."""
-    import ctypes
-
-    try:
-        lib = ctypes.CDLL(ext_path)  # dlsym searches the extension's dependencies too
-        return lib.omp_get_max_threads, lib.omp_set_num_threads
-    except (OSError, AttributeError):  # pragma: no cover - a build without OpenMP
-        return None
-
-
 def _tblite_class(mod):
     """A subclass of ``tblite.ase.TBLite`` that runs the SCF on a set number of threads.
 
     OpenMP's thread count is a per-thread setting of the runtime, read when a parallel
-    region starts, so it is set around every calculation (and restored afterwards).
+    region starts, so it is set around every calculation (and restored afterwards) with
+    ``threadpoolctl``, which finds whichever OpenMP runtime tblite loaded (libgomp,
+    libomp or libiomp).
     """
     global _TBLITE_CLASS
     if _TBLITE_CLASS is None:
-        from tblite import _libtblite
+        from threadpoolctl import ThreadpoolController
 
-        omp = _omp_functions(_libtblite.__file__)
+        controller = ThreadpoolController()  # after importing tblite: sees its runtime
 
         class TBLiteThreads(mod.TBLite):
             """``tblite.ase.TBLite`` with ``threads`` OpenMP threads (None: unchanged)."""
@@ -367,15 +358,10 @@ def _tblite_class(mod):
                 super().__init__(*args, **kwargs)
 
             def calculate(self, *args, **kwargs):
-                if self.threads is None or omp is None:
+                if self.threads is None:
                     return super().calculate(*args, **kwargs)
-                get, set_ = omp
-                before = get()
-                set_(int(self.threads))
-                try:
+                with controller.limit(limits=int(self.threads), user_api="openmp"):
                     return super().calculate(*args, **kwargs)
-                finally:
-                    set_(before)
 
         _TBLITE_CLASS = TBLiteThreads
     return _TBLITE_CLASS

@@ -90,6 +90,27 @@ def test_thread_count(monkeypatch):
     assert make_calculator({"name": "tblite"}).threads is None  # the runtime's own setting
 
 
+def test_threads_are_set_in_the_openmp_runtime_during_the_scf(monkeypatch):
+    import tblite.ase
+    from threadpoolctl import threadpool_info
+
+    def omp_threads():
+        return {i["filepath"]: i["num_threads"] for i in threadpool_info()
+                if i["user_api"] == "openmp"}
+
+    before = omp_threads()
+    seen = []
+
+    def fake_scf(self, *args, **kwargs):
+        seen.append(omp_threads())
+
+    monkeypatch.setattr(tblite.ase.TBLite, "calculate", fake_scf)
+    calc = make_calculator({"name": "tblite", "threads": 1})
+    calc.calculate(_si8())
+    assert before and seen == [dict.fromkeys(before, 1)]
+    assert omp_threads() == before  # restored afterwards
+
+
 def test_oracle_records_scf_failures_and_recovers():
     atoms = _si8()
     # an SCF that cannot converge in 2 cycles: CalculationFailed, retried, then a failure

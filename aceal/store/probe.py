@@ -39,8 +39,7 @@ def probe(path: Path) -> str:
         return "absent"
     if not path.is_dir():
         raise StoreError(f"{path} is not a directory, so not an aceal store")
-    ignored = {LOCK_NAME, LOCK_NAME + ".takeover"}
-    entries = [p.name for p in path.iterdir() if p.name not in ignored]
+    entries = [p.name for p in path.iterdir() if not p.name.startswith(LOCK_NAME)]
     if not entries:
         return "empty"
     if not (path / "zarr.json").is_file():

@@ -122,7 +122,7 @@ class TrainingStore:
         """Create an empty store (the caller holds the lock)."""
         if state == "creating":  # an earlier creation was interrupted: start afresh
             for child in self.path.iterdir():
-                if child.name == LOCK_NAME:
+                if child.name.startswith(LOCK_NAME):  # the lock and its holder record
                     continue
                 if child.is_dir():
                     shutil.rmtree(child)
