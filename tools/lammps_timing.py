@@ -58,18 +58,47 @@ def bench_system():
     return atoms
 
 
-def _instance(model: Path, atoms, style: str, elements, skin: float):
-    from aceal.formats.lammps import LammpsPace, pair_commands
+class LammpsStepTimer:
+    """One LAMMPS ``pair_style pace`` NVE instance on ``atoms``, timed a few steps at a time.
 
-    runner = LammpsPace(pair_commands(model, elements, style="pace", options=style), elements,
-                        skin=skin)  # fmt: skip
-    lmp, _ = runner._setup(atoms)
-    lmp.commands_list([
-        "thermo 1000000",
-        "timestep 0.001",
-        "fix aceal_nve all nve",
-    ])  # fmt: skip
-    return lmp
+    Parameters
+    ----------
+    model
+        A ``.yace`` file.
+    atoms
+        Structure.
+    style
+        ``"recursive"`` (LAMMPS' default) or ``"product"``.
+    elements
+        LAMMPS type → element (default: the elements of ``atoms``, sorted).
+    skin
+        Neighbour skin (Å).
+    warmup
+        Steps of the untimed first run, which sets everything up.
+    """
+
+    def __init__(self, model, atoms, style: str = "recursive", elements=None,
+                 skin: float = 0.3, warmup: int = 5) -> None:  # fmt: skip
+        from aceal.formats.lammps import LammpsPace, pair_commands
+
+        elements = sorted(set(atoms.get_chemical_symbols())) if elements is None else elements
+        runner = LammpsPace(pair_commands(Path(model), list(elements), style="pace",
+                                          options=style), list(elements), skin=skin)  # fmt: skip
+        self.natoms = len(atoms)
+        self.lmp, _ = runner._setup(atoms)
+        self.lmp.commands_list(["thermo 1000000", "timestep 0.001", "fix aceal_nve all nve",
+                                "run 0"])  # fmt: skip
+        self.energy = float(self.lmp.get_thermo("pe"))  # eV, at the start
+        self.lmp.command(f"run {int(warmup)}")
+
+    def time(self, steps: int) -> tuple[float, float]:
+        """(wall, process CPU) seconds per step of a ``run steps pre no post no``."""
+        t0, c0 = time.perf_counter(), time.process_time()
+        self.lmp.command(f"run {int(steps)} pre no post no")
+        return (time.perf_counter() - t0) / steps, (time.process_time() - c0) / steps
+
+    def close(self) -> None:
+        self.lmp.close()
 
 
 def lammps_pace_timing(
@@ -106,25 +135,16 @@ def lammps_pace_timing(
         start, as a check), ``natoms``, ``steps``, ``repeat``.
     """
     atoms = bench_system() if atoms is None else atoms
-    elements = sorted(set(atoms.get_chemical_symbols())) if elements is None else list(elements)
-    lmp = _instance(Path(model), atoms, style, elements, skin)
+    timer = LammpsStepTimer(model, atoms, style, elements, skin, warmup)
     try:
-        lmp.command("run 0")
-        energy = float(lmp.get_thermo("pe"))
-        lmp.command(f"run {int(warmup)}")
-        walls, cpus = [], []
-        for _ in range(int(repeat)):
-            t0, c0 = time.perf_counter(), time.process_time()
-            lmp.command(f"run {int(steps)} pre no post no")
-            walls.append(time.perf_counter() - t0)
-            cpus.append(time.process_time() - c0)
+        walls, cpus = zip(*(timer.time(steps) for _ in range(int(repeat))), strict=True)
     finally:
-        lmp.close()
-    scale = 1e6 / (len(atoms) * int(steps))
+        timer.close()
+    scale = 1e6 / len(atoms)
     return {
         "wall_median": round(float(np.median(walls)) * scale, 2),
         "cpu_best": round(float(min(cpus)) * scale, 2),
-        "energy": energy,
+        "energy": timer.energy,
         "natoms": len(atoms),
         "steps": int(steps),
         "repeat": int(repeat),
