@@ -59,14 +59,17 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from ase.calculators.calculator import Calculator
+from pydantic import ConfigDict, Field, model_validator
 
 from aceal.errors import AcealInputError
+from aceal.settings import Settings, parse
 
-__all__ = ["make_calculator", "normalise_spec", "describe_spec", "KNOWN_NAMES"]
+__all__ = ["make_calculator", "check_spec", "normalise_spec", "describe_spec", "KNOWN_NAMES",
+           "SPEC_MODELS"]
 
 #: matscipy many-body potentials: name -> (explicit-form function, module, default set)
 _MANYBODY = {
@@ -88,17 +91,118 @@ _STRING_ARG = {
     "ace": "model",
 }
 
-_LJ_KEYS = {"sigma", "epsilon", "rc", "ro", "smooth"}
-
-#: keywords of tblite.ase.TBLite (0.8) a spec may set, plus aceal's own ``threads``
-_TBLITE_KEYS = {
-    "method", "charge", "multiplicity", "accuracy", "electronic_temperature",
-    "max_iterations", "mixer", "mixer_memory", "mixer_damping", "guess", "initial_guess",
-    "annealing", "electric_field", "spin_polarization", "solvation", "cache_api",
-    "verbosity", "xtb_config", "threads",
-}
 _TBLITE_METHODS = ("GFN1-xTB", "GFN2-xTB", "IPEA1-xTB")
 _PATH_KWARGS = {"potential", "filename", "file", "path", "model", "model_path"}
+
+
+# ---------------------------------------------------------------------- typed specs
+class _Spec(Settings):
+    """A ``{"name": ...}`` spec; unknown keys are errors."""
+
+    name: str
+
+
+class EMTSpec(_Spec):
+    """:class:`ase.calculators.emt.EMT` (no keys)."""
+
+
+class LJSpec(_Spec):
+    """:class:`ase.calculators.lj.LennardJones`; unset keys keep ASE's defaults."""
+
+    sigma: float | None = Field(None, gt=0, allow_inf_nan=False, description="Å")
+    epsilon: float | None = Field(None, gt=0, allow_inf_nan=False, description="eV")
+    rc: float | None = Field(None, gt=0, allow_inf_nan=False, description="cutoff, Å")
+    ro: float | None = Field(None, gt=0, allow_inf_nan=False,
+                             description="onset of the smooth cutoff, Å")
+    smooth: bool | None = Field(None, description="smooth cutoff")
+
+
+class EAMSpec(_Spec):
+    potential: str = Field(description="DYNAMO setfl/funcfl file (.eam.alloy, .eam)")
+    backend: Literal["auto", "ase", "matscipy"] = Field(
+        "auto", description="matscipy if installed (auto), or the one named")
+
+
+class ManyBodySpec(_Spec):
+    parameters: str | dict[str, Any] | None = Field(
+        None, description="a matscipy parameter-set name or a full parameter dict")
+
+
+class TBLiteSpec(_Spec):
+    """Keywords of ``tblite.ase.TBLite`` (0.8) plus aceal's ``threads``."""
+
+    method: str | dict[str, Any] = Field("GFN1-xTB", description="GFN1-xTB, GFN2-xTB, "
+                                         "IPEA1-xTB or a full parametrisation")
+    charge: float | None = Field(None, allow_inf_nan=False, description="e")
+    multiplicity: int | None = Field(None, ge=1)
+    accuracy: float | None = Field(None, gt=0, allow_inf_nan=False)
+    electronic_temperature: float | None = Field(None, ge=0, allow_inf_nan=False,
+                                                 description="K")
+    max_iterations: int | None = Field(None, gt=0)
+    mixer: Any = None
+    mixer_memory: int | None = Field(None, ge=0)
+    mixer_damping: float | None = Field(None, gt=0, allow_inf_nan=False)
+    guess: Literal["sad", "eeq", "eeqbc"] | None = None
+    initial_guess: Literal["sad", "eeq", "eeqbc"] | None = Field(
+        None, description="alias of guess (TBLite documents it, reads guess)")
+    annealing: Any = None
+    electric_field: Any = None
+    spin_polarization: Any = None
+    solvation: Any = None
+    cache_api: Any = None
+    verbosity: int | None = Field(None, ge=0)
+    xtb_config: Any = None
+    threads: int | None = Field(None, gt=0, description="OpenMP threads of the SCF")
+
+    @model_validator(mode="after")
+    def _one_guess(self) -> TBLiteSpec:
+        if self.guess is not None and self.initial_guess is not None:
+            raise ValueError("@initial_guess: give guess or its alias initial_guess, not both")
+        return self
+
+
+class GPAWSpec(_Spec):
+    """:class:`gpaw.GPAW`: every other key is passed on (GPAW checks them)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class ACESpec(_Spec):
+    model: str = Field(description="an aceal model file (.yaml, .json, .yace)")
+
+
+class ClassSpec(Settings):
+    """Any ASE calculator class by dotted path, with keyword arguments."""
+
+    class_: str = Field(alias="class", description="dotted.module.Class")
+    kwargs: dict[str, Any] | None = Field(None, description="keyword arguments")
+
+
+#: the typed model of each known calculator name
+SPEC_MODELS: dict[str, type[Settings]] = {
+    "EMT": EMTSpec, "LJ": LJSpec, "EAM": EAMSpec, "SW": ManyBodySpec,
+    "Tersoff": ManyBodySpec, "KumagaiSi": ManyBodySpec, "tblite": TBLiteSpec,
+    "GPAW": GPAWSpec, "ACE": ACESpec,
+}
+
+
+def _typed(d: Mapping[str, Any]):
+    """The spec ``d`` (normalised) validated by its model; errors name the key."""
+    if "class" in d:
+        return parse(ClassSpec, dict(d), where="calculator spec: ")
+    return parse(SPEC_MODELS[d["name"]], dict(d), where=f"calculator spec for {d['name']}: ")
+
+
+def check_spec(spec: str | Mapping[str, Any]) -> None:
+    """Validate a spec's name, keys and values without building the calculator (files and
+    optional packages are checked by :func:`make_calculator`)."""
+    _typed(normalise_spec(spec))
+
+
+def _given(spec: Settings, *drop: str) -> dict[str, Any]:
+    """The keys the user set (so unset ones keep the calculator's own defaults)."""
+    return {k: v for k, v in spec.model_dump(exclude_unset=True).items()
+            if k not in ("name", *drop)}
 
 
 def _canonical(name: str) -> str:
@@ -152,11 +256,6 @@ def normalise_spec(spec: str | Mapping[str, Any]) -> dict[str, Any]:
         )
     out = dict(spec)
     if "class" in out:
-        extra = set(out) - {"class", "kwargs"}
-        if extra:
-            raise AcealInputError(
-                f"calculator spec: unknown key {sorted(extra)[0]!r} next to 'class'"
-            )
         return out
     if "name" not in out:
         raise AcealInputError("calculator spec needs a 'name' or a 'class' key")
@@ -206,15 +305,6 @@ def _import_optional(module: str, pip_name: str, what: str):
         ) from None
 
 
-def _check_keys(d: Mapping[str, Any], allowed: set[str], name: str) -> None:
-    for key in d:
-        if key != "name" and key not in allowed:
-            raise AcealInputError(
-                f"calculator spec for {name}: unknown key {key!r}"
-                + (f" (allowed: {', '.join(sorted(allowed))})" if allowed else " (takes no keys)")
-            )
-
-
 def _setfl_symbols(path: Path) -> list[str] | None:
     """Element symbols from line 4 of a DYNAMO setfl (eam/alloy) file, else None."""
     try:
@@ -256,18 +346,9 @@ def _fix_matscipy_eam_numbers(calc, path: Path) -> bool:
     return True
 
 
-def _make_eam(d: Mapping[str, Any], base_dir) -> Calculator:
-    _check_keys(d, {"potential", "backend"}, "EAM")
-    if "potential" not in d:
-        raise AcealInputError(
-            "calculator spec for EAM: missing key 'potential' (a .eam.alloy file)"
-        )
-    path = _existing_file(d["potential"], base_dir, "EAM potential")
-    backend = str(d.get("backend", "auto")).lower()
-    if backend not in ("auto", "ase", "matscipy"):
-        raise AcealInputError(
-            f"calculator spec for EAM: backend must be auto, ase or matscipy, not {backend!r}"
-        )
+def _make_eam(spec: EAMSpec, base_dir) -> Calculator:
+    path = _existing_file(spec.potential, base_dir, "EAM potential")
+    backend = spec.backend
     if backend in ("auto", "matscipy"):
         try:
             from matscipy.calculators.eam import EAM as MatscipyEAM
@@ -290,47 +371,25 @@ def _make_eam(d: Mapping[str, Any], base_dir) -> Calculator:
     return EAM(potential=str(path))
 
 
-def _make_manybody(d: Mapping[str, Any], key: str) -> Calculator:
-    func_name, module_name, default = _MANYBODY[key]
-    _check_keys(d, {"parameters"}, d["name"])
-    _import_optional("matscipy", "matscipy", d["name"])
+def _make_manybody(spec: ManyBodySpec) -> Calculator:
+    func_name, module_name, default = _MANYBODY[spec.name.lower()]
+    _import_optional("matscipy", "matscipy", spec.name)
     from matscipy.calculators.manybody import Manybody
 
     forms = importlib.import_module(f"matscipy.calculators.manybody.explicit_forms.{module_name}")
-    params = d.get("parameters", default)
+    params = default if spec.parameters is None else spec.parameters
     if isinstance(params, str):
         if not hasattr(forms, params) or not isinstance(getattr(forms, params), dict):
             known = sorted(
                 n for n, v in vars(forms).items() if isinstance(v, dict) and "__ref__" in v
             )
             raise AcealInputError(
-                f"calculator spec for {d['name']}: unknown parameter set {params!r} "
+                f"calculator spec for {spec.name}: unknown parameter set {params!r} "
                 f"(known: {', '.join(known)})"
             )
         params = getattr(forms, params)
-    elif not isinstance(params, Mapping):
-        raise AcealInputError(
-            f"calculator spec for {d['name']}: 'parameters' must be a name or a dict"
-        )
     form = getattr(forms, func_name)
     return Manybody(**form(dict(params)))
-
-
-def _number(d: Mapping[str, Any], key: str, name: str, *, integer: bool = False,
-            minimum: float = 0.0, strict: bool = True) -> None:
-    """Check that ``d[key]`` (if present) is a number (an int) above/at ``minimum``."""
-    if key not in d:
-        return
-    v = d[key]
-    ok_type = (isinstance(v, int) if integer else isinstance(v, int | float))
-    if isinstance(v, bool) or not ok_type or not np.isfinite(v):
-        kind = "an integer" if integer else "a number"
-        raise AcealInputError(f"calculator spec for {name}: {key!r} must be {kind}, not {v!r}")
-    if v < minimum or (strict and v == minimum):
-        rel = ">" if strict else ">="
-        raise AcealInputError(
-            f"calculator spec for {name}: {key!r} must be {rel} {minimum:g}, not {v!r}"
-        )
 
 
 _TBLITE_CLASS = None
@@ -367,44 +426,21 @@ def _tblite_class(mod):
     return _TBLITE_CLASS
 
 
-def _make_tblite(d: Mapping[str, Any]) -> Calculator:
-    _check_keys(d, _TBLITE_KEYS, "tblite")
-    mod = _import_optional("tblite.ase", "tblite", d["name"])
-    kwargs = {k: v for k, v in d.items() if k != "name"}
-    if "initial_guess" in kwargs:
-        if "guess" in kwargs:
-            raise AcealInputError(
-                "calculator spec for tblite: give 'guess' or its alias 'initial_guess', not both"
-            )
-        kwargs["guess"] = kwargs.pop("initial_guess")  # TBLite documents it, reads 'guess'
-    method = kwargs.get("method", "GFN1-xTB")
-    if isinstance(method, str):
-        canon = {m.lower(): m for m in _TBLITE_METHODS}.get(method.strip().lower())
+def _make_tblite(spec: TBLiteSpec) -> Calculator:
+    mod = _import_optional("tblite.ase", "tblite", spec.name)
+    kwargs = _given(spec, "initial_guess", "threads")
+    if spec.initial_guess is not None:
+        kwargs["guess"] = spec.initial_guess  # TBLite documents it, reads 'guess'
+    if isinstance(spec.method, str):
+        canon = {m.lower(): m for m in _TBLITE_METHODS}.get(spec.method.strip().lower())
         if canon is None:
             raise AcealInputError(
-                f"calculator spec for tblite: unknown method {method!r} "
+                f"calculator spec for tblite: method: unknown method {spec.method!r} "
                 f"(known: {', '.join(_TBLITE_METHODS)})"
             )
         kwargs["method"] = canon
-    elif not isinstance(method, Mapping):  # a dict is a full parametrisation
-        raise AcealInputError(
-            f"calculator spec for tblite: 'method' must be a name or a dict, not {method!r}"
-        )
-    _number(kwargs, "accuracy", "tblite")
-    _number(kwargs, "electronic_temperature", "tblite", strict=False)
-    _number(kwargs, "max_iterations", "tblite", integer=True)
-    _number(kwargs, "mixer_memory", "tblite", integer=True, strict=False)
-    _number(kwargs, "mixer_damping", "tblite")
-    _number(kwargs, "verbosity", "tblite", integer=True, strict=False)
-    if kwargs.get("threads") is not None:
-        _number(kwargs, "threads", "tblite", integer=True)
-    guess = kwargs.get("guess", "sad")
-    if guess not in ("sad", "eeq", "eeqbc"):
-        raise AcealInputError(
-            f"calculator spec for tblite: 'guess' must be sad, eeq or eeqbc, not {guess!r}"
-        )
     kwargs.setdefault("verbosity", 0)  # tblite prints every SCF cycle at 1
-    threads = kwargs.pop("threads", None)
+    threads = spec.threads
     if threads is None and not os.environ.get("OMP_NUM_THREADS"):
         import numba
 
@@ -412,8 +448,8 @@ def _make_tblite(d: Mapping[str, Any]) -> Calculator:
     return _tblite_class(mod)(threads=threads, **kwargs)
 
 
-def _make_from_class(d: Mapping[str, Any], base_dir) -> Calculator:
-    dotted = str(d["class"])
+def _make_from_class(spec: ClassSpec, base_dir) -> Calculator:
+    dotted = spec.class_
     module_name, _, cls_name = dotted.rpartition(".")
     if not module_name:
         raise AcealInputError(f"calculator spec: 'class' must be a dotted path, got {dotted!r}")
@@ -425,10 +461,7 @@ def _make_from_class(d: Mapping[str, Any], base_dir) -> Calculator:
         ) from None
     if not hasattr(module, cls_name):
         raise AcealInputError(f"calculator spec: module {module_name!r} has no {cls_name!r}")
-    kwargs = d.get("kwargs", {}) or {}
-    if not isinstance(kwargs, Mapping):
-        raise AcealInputError("calculator spec: 'kwargs' must be a dict")
-    kwargs = dict(kwargs)
+    kwargs = dict(spec.kwargs or {})
     for key in _PATH_KWARGS & set(kwargs):
         if isinstance(kwargs[key], str):
             kwargs[key] = str(_resolve(kwargs[key], base_dir))
@@ -462,37 +495,29 @@ def make_calculator(
     AcealInputError
         Unknown name or key, missing file, or a missing optional package.
     """
-    d = normalise_spec(spec)
-    if "class" in d:
-        return _make_from_class(d, base_dir)
-    name = d["name"]
-    key = name.lower()
-    if key == "emt":
-        _check_keys(d, set(), name)
+    typed = _typed(normalise_spec(spec))
+    if isinstance(typed, ClassSpec):
+        return _make_from_class(typed, base_dir)
+    name = typed.name
+    if isinstance(typed, EMTSpec):
         from ase.calculators.emt import EMT
 
         return EMT()
-    if key == "lj":
-        _check_keys(d, _LJ_KEYS, name)
+    if isinstance(typed, LJSpec):
         from ase.calculators.lj import LennardJones
 
-        return LennardJones(
-            **{k: float(v) if k != "smooth" else bool(v) for k, v in d.items() if k != "name"}
-        )
-    if key == "eam":
-        return _make_eam(d, base_dir)
-    if key in _MANYBODY:
-        return _make_manybody(d, key)
-    if key == "tblite":
-        return _make_tblite(d)
-    if key == "gpaw":
+        return LennardJones(**_given(typed))
+    if isinstance(typed, EAMSpec):
+        return _make_eam(typed, base_dir)
+    if isinstance(typed, ManyBodySpec):
+        return _make_manybody(typed)
+    if isinstance(typed, TBLiteSpec):
+        return _make_tblite(typed)
+    if isinstance(typed, GPAWSpec):
         mod = _import_optional("gpaw", "gpaw", name)
-        return mod.GPAW(**{k: v for k, v in d.items() if k != "name"})
-    if key == "ace":
-        _check_keys(d, {"model"}, name)
-        if "model" not in d:
-            raise AcealInputError("calculator spec for ACE: missing key 'model' (a model file)")
-        path = _existing_file(d["model"], base_dir, "ACE model")
+        return mod.GPAW(**_given(typed))
+    if isinstance(typed, ACESpec):
+        path = _existing_file(typed.model, base_dir, "ACE model")
         try:
             from aceal.calculator import ACECalculator
         except ImportError as err:

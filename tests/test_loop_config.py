@@ -40,6 +40,8 @@ def _check(tmp_path, capsys, cfg, expected):
     (lambda c: c["reference"].update(calculator={"name": "EAM", "potential": "none.eam.alloy"}),
      "reference.calculator:"),
     (lambda c: c["reference"].update(calculator="NoSuchCode"), "reference.calculator: unknown"),
+    (lambda c: c["reference"].update(calculator={"name": "LJ", "sigma": -1.0}),
+     "reference.calculator: calculator spec for LJ: sigma: must be positive"),
     (lambda c: c["basis"].update(colour=1), "basis.colour: unknown key"),
     (lambda c: c["selection"].update(method="best"), "selection.method: must be one of"),
     (lambda c: c.pop("elements"), "elements: required key missing"),

@@ -67,14 +67,16 @@ def test_spec_keywords_are_checked():
     assert describe_spec(SPEC) == "tblite(GFN1-xTB)"
     assert make_calculator({"name": "tblite", "initial_guess": "eeq"}).parameters.guess == "eeq"
     for bad, key in [
-        ({"temperature": 1000.0}, "'temperature'"),  # TBLite would silently ignore it
+        ({"temperature": 1000.0}, "temperature: unknown key"),  # TBLite would silently ignore it
         ({"method": "GFN3-xTB"}, "GFN3-xTB"),
-        ({"accuracy": "high"}, "'accuracy'"),
-        ({"accuracy": 0}, "'accuracy'"),
-        ({"electronic_temperature": -1.0}, "'electronic_temperature'"),
-        ({"max_iterations": 2.5}, "'max_iterations'"),
-        ({"threads": 0}, "'threads'"),
-        ({"guess": "huckel"}, "'guess'"),
+        ({"accuracy": "high"}, "for tblite: accuracy: "),
+        ({"accuracy": 0}, "for tblite: accuracy: "),
+        ({"electronic_temperature": -1.0}, "for tblite: electronic_temperature: "),
+        ({"max_iterations": 2.5}, "for tblite: max_iterations: "),
+        ({"threads": 0}, "for tblite: threads: "),
+        ({"guess": "huckel"}, "for tblite: guess: "),
+        ({"guess": "eeq", "initial_guess": "sad"}, "initial_guess: give guess"),
+        ({"accuracy": float("nan")}, "for tblite: accuracy: "),
     ]:
         with pytest.raises(AcealInputError, match=key):
             make_calculator({"name": "tblite", **bad})

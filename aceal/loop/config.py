@@ -189,6 +189,12 @@ class ReferenceSettings(Settings):
     def _spec(cls, v: Any) -> Any:
         if (isinstance(v, str) and v.strip()) or (isinstance(v, dict)
                                                   and ("name" in v or "class" in v)):
+            from aceal.reference import check_spec
+
+            try:
+                check_spec(v)
+            except AcealInputError as err:
+                raise ValueError(str(err)) from None
             return v
         raise ValueError("expected a calculator name (e.g. EMT) or a mapping with 'name' or "
                          f"'class', got {v!r}")
