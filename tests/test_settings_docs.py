@@ -26,7 +26,7 @@ def _fit_schema_block() -> dict:
 def _leaves(doc: dict, prefix: str = "") -> set[str]:
     out = set()
     for k, v in doc.items():
-        if isinstance(v, dict) and v and k not in ("basis", "values", "config_types"):
+        if isinstance(v, dict) and v and k not in ("basis", "values", "config_types", "score"):
             out |= _leaves(v, f"{prefix}{k}.")
         else:
             out.add(prefix + k)

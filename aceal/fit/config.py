@@ -21,7 +21,7 @@ from aceal.settings import Settings, load_yaml, parse
 
 __all__ = ["FitConfig", "load_config", "validate_config", "basis_parameter_names",
            "BasisKwargs", "E0Settings", "RepulsionSettings", "WeightsSettings",
-           "SolverSettings", "PriorSettings", "PathList"]
+           "SolverSettings", "PriorSettings", "SearchSettings", "PathList"]
 
 
 def basis_parameter_names() -> set[str]:
@@ -165,6 +165,21 @@ class FitSection(Settings):
     chunk_size: int = Field(32, gt=0, description="configurations per assembly chunk")
 
 
+class SearchSettings(Settings):
+    """The search of ``hyperparameters: auto`` (:mod:`aceal.fit.search`)."""
+
+    folds: int = Field(5, ge=2, description="cross-validation folds of the training set")
+    seed: int = Field(0, description="seed of the fold assignment")
+    cutoffs: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: [2.0, 2.3, 2.6], min_length=1,
+        description="cutoff candidates, multiples of the median nearest-neighbour distance")
+    score: dict[Literal["energy", "forces", "virial"], Annotated[float, Field(ge=0)]] = Field(
+        default_factory=lambda: {"energy": 1.0, "forces": 1.0, "virial": 1.0},
+        description="weight of each kind's log CV RMSE in the score")
+    time_budget: float = Field(480.0, gt=0,
+                               description="s; no new line search starts after this")
+
+
 class OutputSettings(Settings):
     model: str = Field("model.yaml", description="model file (.yaml or .yace)")
     report: str | None = Field(None, description="JSON report (default: next to the model)")
@@ -180,7 +195,18 @@ class FitConfig(Settings):
     e0: E0Settings = Field(default_factory=E0Settings)
     repulsion: RepulsionSettings | None = None
     fit: FitSection = Field(default_factory=FitSection)
+    hyperparameters: Literal["fixed", "auto"] = Field(
+        "fixed", description="auto: cutoff, basis size per order, weight ratios and "
+                             "order_factor chosen by cross-validation on the training data")
+    search: SearchSettings = Field(default_factory=SearchSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)
+
+    @model_validator(mode="after")
+    def _auto_needs_evidence(self) -> FitConfig:
+        if self.hyperparameters == "auto" and self.fit.solver.method != "bayesian":
+            raise ValueError("@hyperparameters: auto sets the prior strength by Bayesian "
+                             "evidence; use fit.solver.method: bayesian")
+        return self
 
     @field_validator("repulsion", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ configurations into saved normal equations with :func:`assemble_data` and re-sol
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
@@ -270,6 +271,134 @@ def _hyper(post: Posterior, neq: NormalEquations, cfg: FitConfig, e0_fitted: np.
     }
 
 
+# ---------------------------------------------------------------------- auto search
+@dataclass
+class _Prepared:
+    """A basis and the normal equations of the training data, ready for :func:`solve`."""
+
+    basis: Any
+    basis_kwargs: dict
+    repulsion: dict | None
+    e0: dict[str, float]
+    e0_columns: list[str]
+    neq: NormalEquations
+    cfg: FitConfig            # with the searched settings filled in
+    search: dict | None = None
+
+
+def _subset(data: Dataset, mask: np.ndarray) -> Dataset:
+    idx = np.flatnonzero(mask)
+    return Dataset([data.structures[i] for i in idx], [data.labels[i] for i in idx],
+                   data.sources)
+
+
+def _auto(cfg: FitConfig, data: Dataset, elements: list[str], progress: bool | None,
+          say: Callable[[str], None]) -> _Prepared:
+    """``hyperparameters: auto``: the search of :mod:`aceal.fit.search` on ``data`` (the
+    training set; nothing else is passed in)."""
+    from tqdm import tqdm
+
+    from aceal.descriptors import DesignTables, design_rows
+    from aceal.fit.normal_equations import KINDS
+    from aceal.fit.search import Candidate, FoldEquations, fold_indices, search_hyperparameters
+
+    s = cfg.search
+    w = cfg.fit.weights
+    # unit weights per kind; a config type's override kept relative to the global weight
+    rel = {ct: {k: v / getattr(w, k) for k, v in o.model_dump(exclude_none=True).items()
+                if getattr(w, k) > 0} for ct, o in w.config_types.items()}
+    unit = Weights(1.0, 1.0, 1.0, rel)
+    folds = fold_indices([lab.config_type for lab in data.labels], s.folds, s.seed)
+    e0_columns = list(elements) if cfg.e0.method == "fit" else []
+    contexts: dict[float, tuple] = {}
+    d_nn = nearest_neighbour_distance(data.structures)
+
+    def assemble_cutoff(multiple: float) -> FoldEquations:
+        basis_cfg = dict(cfg.basis, r_cut=round(multiple * d_nn, 2))
+        basis, kwargs = build_basis(basis_cfg, elements, data.structures)
+        repulsion, baseline = make_repulsion(cfg.repulsion, basis)
+        e0 = reference_energies(cfg.e0, data, elements, baseline)
+        tables = DesignTables(basis)
+
+        def rows_fn(structures: list[Atoms]) -> list:
+            return design_rows(tables, structures)
+
+        per_fold = [assemble_data(_subset(data, folds == j), basis, unit, e0, baseline,
+                                  chunk_size=cfg.fit.chunk_size, progress=False,
+                                  rows_fn=rows_fn, e0_columns=e0_columns)
+                    for j in range(s.folds)]
+        contexts[multiple] = (basis, kwargs, repulsion, e0)
+        say(f"search: assembled {len(basis)} functions at r_cut {kwargs['r_cut']} Å "
+            f"({multiple:g} x the nearest-neighbour distance)")
+        return FoldEquations(multiple, per_fold, np.asarray(basis.degrees),
+                             np.asarray(basis.orders), len(e0_columns))
+
+    rc = cfg.basis.get("r_cut")
+    start_cut = (rc["nn_multiple"] if isinstance(rc, dict)
+                 else round(rc / d_nn, 3) if rc is not None else s.cutoffs[len(s.cutoffs) // 2])
+    first = assemble_cutoff(start_cut)
+    start = Candidate(start_cut, tuple(float(d) for d in contexts[start_cut][0].max_degrees),
+                      tuple(sorted({"energy": w.energy, "forces": w.forces,
+                                    "virial": w.virial}.items())),
+                      float(cfg.fit.prior.order_factor))
+    kinds = [k for k in KINDS if any(f.n_rows[k] > 0 for f in first.folds)]
+    bar = tqdm(desc="search", unit="candidate", disable=not (progress if progress is not None
+                                                              else sys.stderr.isatty()),
+               file=sys.stderr)
+
+    def on_trial(t) -> None:
+        bar.update(1)
+        bar.set_postfix(score=f"{t.score:.3f}", functions=t.n_functions)
+
+    try:
+        res = search_hyperparameters(
+            lambda c: first if c == start_cut else assemble_cutoff(c), start, s.cutoffs,
+            dict(s.score), kinds, time_budget=s.time_budget, max_iter=cfg.fit.solver.max_iter,
+            power=cfg.fit.prior.power, offset=cfg.fit.prior.offset, progress=on_trial)
+    finally:
+        bar.close()
+    best = res.best.candidate
+    big, kwargs, repulsion, e0 = contexts[best.cutoff]
+    kwargs = dict(kwargs, max_degree=list(best.max_degree))
+    from aceal.basis import ACEBasis
+
+    basis = ACEBasis(elements=list(elements), **kwargs)
+    labels = big.labels()
+    if basis.labels() != [labels[i] for i in res.columns[:len(basis)]]:
+        raise RuntimeError("the searched basis is not a sub-basis of the assembled one")
+    chosen = cfg.model_copy(deep=True)
+    chosen.basis = dict(cfg.basis, max_degree=list(best.max_degree),
+                        r_cut={"nn_multiple": best.cutoff})
+    for kind, value in best.weight_map.items():
+        setattr(chosen.fit.weights, kind, value)
+    chosen.fit.prior.order_factor = best.order_factor
+    say(f"search: {len(res.trials)} candidates in {res.seconds['total']:.0f} s; chose "
+        f"r_cut {kwargs['r_cut']} Å, max_degree {list(best.max_degree)} "
+        f"({len(basis)} functions), weights {best.weight_map}, order_factor "
+        f"{best.order_factor:g}; CV RMSE {res.best.cv_rmse}")
+    return _Prepared(basis, kwargs, repulsion, e0, e0_columns, res.normal_equations, chosen,
+                     res.report())
+
+
+def _fixed(cfg: FitConfig, data: Dataset, elements: list[str], progress: bool | None,
+           timer: _Timer, say: Callable[[str], None]) -> _Prepared:
+    """The settings of the config as they are: one assembly."""
+    with timer("basis"):
+        basis, basis_kwargs = build_basis(cfg.basis, elements, data.structures)
+    say(f"basis: {len(basis)} functions, r_cut {basis_kwargs.get('r_cut', 'default')} Å")
+    with timer("e0"):
+        repulsion, baseline = make_repulsion(cfg.repulsion, basis)
+        e0 = reference_energies(cfg.e0, data, elements, baseline)
+    weights = Weights.from_settings(cfg.fit.weights)
+    with timer("assembly"):
+        e0_columns = list(elements) if cfg.e0.method == "fit" else []
+        neq = assemble_data(data, basis, weights, e0, baseline,
+                            chunk_size=cfg.fit.chunk_size, progress=progress,
+                            e0_columns=e0_columns)
+    say(f"assembled {sum(neq.n_rows.values())} rows in {timer.times['assembly']:.1f} s")
+    return _Prepared(basis, basis_kwargs, repulsion, e0, e0_columns, neq, cfg)
+
+
 # ---------------------------------------------------------------------- driver
 def run_fit(cfg: FitConfig, *, train: Sequence[str] | None = None,
             test: Sequence[str] | None = None, out: str | Path | None = None,
@@ -299,34 +428,19 @@ def run_fit(cfg: FitConfig, *, train: Sequence[str] | None = None,
 
     with timer("read"):
         train_data = load_dataset(train, keys)
-        test_data = load_dataset(test, keys) if test else None
     elements = train_data.elements
-    if test_data is not None:
-        extra = sorted(set(test_data.elements) - set(elements))
-        if extra:
-            raise AcealInputError(f"test data has elements absent from the training data: "
-                                  f"{', '.join(extra)}")
     say(f"read {len(train_data.structures)} training configurations "
-        f"({sum(train_data.natoms)} atoms, elements {' '.join(elements)})"
-        + (f", {len(test_data.structures)} test" if test_data else ""))
+        f"({sum(train_data.natoms)} atoms, elements {' '.join(elements)})")
 
-    with timer("basis"):
-        basis, basis_kwargs = build_basis(cfg.basis, elements, train_data.structures)
-    say(f"basis: {len(basis)} functions, r_cut {basis_kwargs.get('r_cut', 'default')} Å")
-
-    with timer("e0"):
-        repulsion, baseline = make_repulsion(cfg.repulsion, basis)
-        e0 = reference_energies(cfg.e0, train_data, elements, baseline)
-    weights = Weights.from_settings(cfg.fit.weights)
-
-    with timer("assembly"):
-        e0_columns = elements if cfg.e0.method == "fit" else []
-        neq = assemble_data(train_data, basis, weights, e0, baseline,
-                            chunk_size=cfg.fit.chunk_size, progress=progress,
-                            e0_columns=e0_columns)
+    if cfg.hyperparameters == "auto":
+        with timer("search"):
+            prep = _auto(cfg, train_data, elements, progress, say)
+    else:
+        prep = _fixed(cfg, train_data, elements, progress, timer, say)
+    cfg, basis, basis_kwargs, neq = prep.cfg, prep.basis, prep.basis_kwargs, prep.neq
+    repulsion, e0, e0_columns = prep.repulsion, prep.e0, prep.e0_columns
     if cfg.output.normal_equations:
         neq.save(cfg.output.normal_equations)
-    say(f"assembled {sum(neq.n_rows.values())} rows in {timer.times['assembly']:.1f} s")
 
     with timer("solve"):
         post, e0_of = solve(neq, basis.degrees, cfg.fit.solver, cfg.fit.prior,
@@ -348,6 +462,13 @@ def run_fit(cfg: FitConfig, *, train: Sequence[str] | None = None,
         model_path.parent.mkdir(parents=True, exist_ok=True)
         model.save(model_path)
 
+    with timer("read"):  # only now: nothing above may depend on the test data
+        test_data = load_dataset(test, keys) if test else None
+    if test_data is not None:
+        extra = sorted(set(test_data.elements) - set(elements))
+        if extra:
+            raise AcealInputError(f"test data has elements absent from the training data: "
+                                  f"{', '.join(extra)}")
     with timer("evaluate"):
         sets = {"train": train_data}
         if test_data is not None:
@@ -378,6 +499,7 @@ def run_fit(cfg: FitConfig, *, train: Sequence[str] | None = None,
         "e0": e0,
         "e0_method": cfg.e0.method,
         "hyperparameters": _hyper(post, neq, cfg, e0_of(post.mean)),
+        "hyperparameter_search": prep.search,
         "committee_size": 0 if committee is None else len(committee),
         "errors": errors,
         "timings": timer.times,
