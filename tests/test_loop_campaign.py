@@ -89,6 +89,22 @@ def test_serial_campaign_end_to_end(tmp_path):
         sel = store[walker[0]].info["selection"]
         assert {"walker", "md_time_fs", "picked"} <= set(sel)
         assert np.isfinite(store.column("selection")[walker][:, 3]).all()   # gamma_max
+    # the latest active set also in pacemaker's .asi format (LAMMPS pace/extrapolation),
+    # the same gamma as aceal's own file; or, if rank deficient, a note saying why not
+    from aceal.grade import ExtrapolationGrader
+    from aceal.model import ACEModel
+
+    notes = [r for r in read_log(out / cfg.output.log) if r["event"] == "note"]
+    if (out / "model.asi").exists():
+        model = ACEModel.load(out / "model.yaml")
+        mine = ExtrapolationGrader.load(model.basis, out / "model.asi.npz")
+        pace = ExtrapolationGrader.load(model.basis, out / "model.asi")
+        with open_store(out / "train.zarr") as store:
+            atoms = store[len(store) - 1]
+        np.testing.assert_allclose(pace(atoms), mine(atoms), rtol=1e-8)
+        assert len(list((out / "models").glob("model-*.asi"))) == 4
+    else:
+        assert any("pacemaker .asi not written" in r["message"] for r in notes)
     # running the finished campaign again does nothing new
     again = run_campaign(cfg, quiet=True)
     assert again["n_train"] == res["n"]

@@ -339,8 +339,19 @@ class Campaign:
         path = mdir / f"model-{iteration:04d}.yaml"
         model.save(path)
         asi = path.with_suffix(".asi.npz")
-        ExtrapolationGrader(self.basis, bundle.inverses).save(asi)
-        for src, latest in ((path, "model.yaml"), (asi, "model.asi.npz")):
+        grader = ExtrapolationGrader(self.basis, bundle.inverses)
+        grader.save(asi)
+        outputs = [(path, "model.yaml"), (asi, "model.asi.npz")]
+        pace_asi = path.with_suffix(".asi")  # pacemaker's format, for LAMMPS
+        try:
+            grader.save(pace_asi)
+            outputs.append((pace_asi, "model.asi"))
+        except AcealInputError as err:  # a rank-deficient active set has no .asi form
+            if not getattr(self, "_asi_note_written", False):
+                self.log.write("note", iteration=iteration,
+                               message=f"pacemaker .asi not written: {err}")
+                self._asi_note_written = True
+        for src, latest in outputs:
             write_atomic(self.out / latest, src.read_bytes(), durable=False)  # the latest copy
         if not any(m.iteration == iteration for m in self.store.models()):
             self.store.add_model(path.read_text(), iteration=iteration,
