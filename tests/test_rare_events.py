@@ -217,3 +217,50 @@ def test_force_angle_is_robust():
     assert summarize_errors(np.array([np.nan])).n == 0
     with pytest.raises(AcealInputError):
         force_magnitude_error(np.zeros((3, 3)), np.zeros((2, 3)))
+
+
+def _observe(monitor, atoms, path, atom):
+    """Put ``atom`` at each position of ``path`` in turn and observe; all new events."""
+    events = []
+    for pos in path:
+        atoms.positions[atom] = pos
+        events += monitor()
+    return events
+
+
+@pytest.mark.parametrize("persistence", [1, 3])
+def test_flicker_is_discarded_and_a_held_hop_is_an_event(persistence):
+    atoms, k, start, vacancy = vacancy_hop_setup()
+    mid = start + 0.6 * (vacancy - start)   # beyond the hop threshold (0.35 d_nn)
+    monitor = RareEventMonitor(atoms, persistence=persistence)
+    # a hot atom out for two observations, then back: a flicker
+    flicker = _observe(monitor, atoms, [mid, mid, start, start], k)
+    hops = [e for e in flicker if e.kind == "hop"]
+    coord = [e for e in flicker if e.kind == "coordination"]
+    if persistence == 1:
+        assert [e.atoms for e in hops] == [(k,)] and coord
+        assert monitor.discarded == dict.fromkeys(monitor.discarded, 0)
+    else:
+        assert hops == [] and coord == []
+        assert monitor.discarded["hop"] == 1 and monitor.discarded["coordination"] >= 1
+    # the atom moves into the vacancy and stays: one hop, reported once it has held
+    held = _observe(monitor, atoms, [vacancy] * 5, k)
+    hops = [e for e in held if e.kind == "hop"]
+    assert [e.atoms for e in hops] == [(k,)]
+    first_obs = 4  # observations before the hop started: the flicker
+    assert hops[0].step == (first_obs + persistence - 1) * monitor.interval
+
+
+def test_persistent_bond_events_and_validation():
+    atoms = Atoms("Cu2", positions=[[0, 0, 0], [2.5, 0, 0]], cell=[20, 20, 20], pbc=True)
+    kw = {"nn_distance": 2.5, "coordination_cutoff": 3.0, "bond_hysteresis": 0.05}
+    far, near = [3.5, 0, 0], [2.5, 0, 0]
+    flick = RareEventMonitor(atoms.copy(), persistence=2, **kw)
+    assert _observe(flick, flick.atoms, [far, near, far, near], 1) == []
+    assert flick.discarded["bond_break"] == 2
+    held = RareEventMonitor(atoms.copy(), persistence=2, **kw)
+    ev = _observe(held, held.atoms, [far, far, far, near, near], 1)
+    assert [(e.kind, e.step) for e in ev if e.kind.startswith("bond")] == [
+        ("bond_break", 1), ("bond_form", 4)]
+    with pytest.raises(AcealInputError, match="persistence"):
+        RareEventMonitor(atoms, persistence=0)

@@ -514,7 +514,8 @@ class Campaign:
                      "temperature_K": temp, "trace": trace,
                      "blowups": [r.blowup for r in results if r.blowup],
                      "md_steps": int(sum(r.steps for r in results)),
-                     "rare_events": int(sum(r.events for r in results))}
+                     "rare_events": int(sum(r.events for r in results)),
+                     "rare_events_discarded": int(sum(r.discarded for r in results))}
             self.state.update(iteration=it, phase="labelling", pending=pending, md_log=extra)
             self._save_state()
         else:  # resumed in the middle of labelling: the MD results are in the state

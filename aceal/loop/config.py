@@ -238,6 +238,7 @@ class RareEventSettings(Settings):
     hop_fraction: float = Field(0.35, gt=0, description="hop: displacement / NN distance")
     kinds: list[Literal[_RARE_KINDS]] = Field(["hop", "coordination"],
                                              description=", ".join(_RARE_KINDS))
+    persistence: int = Field(3, ge=1, description="samples a change must hold to be an event")
 
 
 class UncertaintySettings(Settings):

@@ -122,6 +122,7 @@ class SegmentResult:
     blowup: str | None = None
     steps: int = 0
     events: int = 0
+    discarded: int = 0  # raw rare-event signals (of the watched kinds) that did not persist
 
 
 _NAN = float("nan")
@@ -296,7 +297,7 @@ def run_segment(state: WalkerState, model, tables, bundle: ModelBundle, md: MDSe
     if rare.enabled:
         sites = state.sites if state.sites is not None else state.atoms.positions
         monitor = RareEventMonitor(atoms, hop_fraction=rare.hop_fraction,
-                                   reference_positions=sites)
+                                   reference_positions=sites, persistence=rare.persistence)
     result = SegmentResult(state)
     good = state.good.copy()
     start_pos = state.atoms.positions.copy()
@@ -358,6 +359,8 @@ def run_segment(state: WalkerState, model, tables, bundle: ModelBundle, md: MDSe
         good = snap.copy()
         good.set_momenta(atoms.get_momenta())
     result.steps = step
+    if monitor is not None:
+        result.discarded = sum(monitor.discarded.get(k, 0) for k in rare.kinds)
     new_time = t0 + step * md.timestep
     sites = pos_sum / n_pos if n_pos else state.sites
     if blowup is not None:

@@ -22,6 +22,12 @@ Indicators (all distances in Å):
   hysteresis: a pair becomes bonded below ``cutoff - hysteresis`` and stops being bonded
   above ``cutoff + hysteresis``, so thermal rattling across the cutoff does not flicker.
   The coordination number counts these hysteretic bonds (with ``coordination_cutoff``).
+* Persistence (``persistence = k``, default 1): a hop, a coordination change or a bond
+  change is an event only once it has held for ``k`` consecutive observations (the atom
+  left its site and stayed; the new coordination or bond survived ``k`` samples). A change
+  that reverts sooner (a hot atom rattling across a cutoff) is discarded and counted in
+  :attr:`RareEventMonitor.discarded` (per kind). The event's ``step`` is the step at which
+  it was confirmed.
 * ``"jump:<name>"``: a per-atom (or per-structure) signal changed between two consecutive
   observations by more than its threshold. Signals are callables ``f(atoms) -> array``
   given in ``signal_fns`` or keys of ``atoms.calc.results`` (``"energies"``, ``"gamma"``,
@@ -239,6 +245,9 @@ class RareEventMonitor:
         (the first call, made by ASE before the first step, is step 0).
     interval : int
         Steps between two calls, used only without ``dynamics``.
+    persistence : int
+        Observations a hop, coordination or bond change must hold before it is an event
+        (1: at once). Reverted changes are counted in :attr:`discarded`.
 
     Notes
     -----
@@ -262,9 +271,16 @@ class RareEventMonitor:
         signal_fns: Mapping[str, SignalFn] | None = None,
         dynamics: object | None = None,
         interval: int = 1,
+        persistence: int = 1,
     ) -> None:
         if hop_fraction <= 0:
             raise AcealInputError(f"hop_fraction must be positive, got {hop_fraction}")
+        if int(persistence) < 1:
+            raise AcealInputError(f"persistence must be >= 1 observation, got {persistence}")
+        self.persistence = int(persistence)
+        #: raw signals that reverted before they had persisted, per kind
+        self.discarded: dict[str, int] = {"hop": 0, "coordination": 0, "bond_break": 0,
+                                          "bond_form": 0}
         self.atoms = atoms
         self.n_atoms = len(atoms)
         self.hop_fraction = float(hop_fraction)
@@ -296,14 +312,19 @@ class RareEventMonitor:
         self._calls = 0
         self._reference = ref
         self._hopped = np.zeros(self.n_atoms, dtype=bool)
+        self._away = np.zeros(self.n_atoms, dtype=np.int64)  # observations beyond the hop
+        self._bond_count: dict[int, int] = {}  # pair key -> observations it has differed
         self._coord_bonds = _HystereticBonds(frame, self.coordination_cutoff, self.bond_hysteresis)
         self._bonds = (
             self._coord_bonds
             if self.bond_cutoff == self.coordination_cutoff
             else _HystereticBonds(frame, self.bond_cutoff, self.bond_hysteresis)
         )
+        self._confirmed_bonds = self._bonds.keys.copy()
         self._reference_cn = self._coord_bonds.coordination()
-        self._previous_cn = self._reference_cn.copy()
+        self._previous_cn = self._reference_cn.copy()  # the last confirmed coordination
+        self._pending_cn = self._reference_cn.copy()
+        self._pending_count = np.zeros(self.n_atoms, dtype=np.int64)
         self._previous_signals: dict[str, np.ndarray] = {}
 
     @property
@@ -350,38 +371,64 @@ class RareEventMonitor:
     def _check_hops(self, step: int) -> list[RareEvent]:
         disp = self.displacements()
         threshold = self.hop_threshold
-        crossed = (disp > threshold) & ~self._hopped
+        beyond = disp > threshold
+        armed = ~self._hopped
+        self.discarded["hop"] += int(np.count_nonzero(armed & ~beyond & (self._away > 0)))
+        self._away = np.where(armed & beyond, self._away + 1, 0)
+        crossed = armed & (self._away >= self.persistence)
         self._hopped[disp < 0.5 * threshold] = False
         self._hopped |= crossed
+        self._away[crossed] = 0
         return [RareEvent(step, "hop", (int(a),), float(disp[a])) for a in np.flatnonzero(crossed)]
 
+    def _bond_events(self, step: int) -> list[RareEvent]:
+        """Bonds broken / formed against the confirmed set, once held ``persistence`` times."""
+        raw, confirmed = self._bonds.keys, self._confirmed_bonds
+        gone = np.setdiff1d(confirmed, raw, assume_unique=True)
+        new = raw[~np.isin(raw, confirmed, assume_unique=True)]
+        differing = {int(k) for k in gone} | {int(k) for k in new}
+        for key in [k for k in self._bond_count if k not in differing]:  # reverted
+            kind = "bond_break" if np.isin(key, confirmed) else "bond_form"
+            self.discarded[kind] += 1
+            del self._bond_count[key]
+        events, done_gone, done_new = [], [], []
+        for kind, keys, done in (("bond_break", gone, done_gone), ("bond_form", new, done_new)):
+            for key in keys.tolist():
+                count = self._bond_count.get(key, 0) + 1
+                if count < self.persistence:
+                    self._bond_count[key] = count
+                    continue
+                self._bond_count.pop(key, None)
+                done.append(key)
+                d = float(_key_distances(self.atoms, np.array([key]))[0])
+                pair = tuple(int(x) for x in divmod(key, self.n_atoms))
+                events.append(RareEvent(step, kind, pair, d))
+        if done_gone or done_new:
+            kept = np.setdiff1d(confirmed, np.array(done_gone, dtype=confirmed.dtype))
+            self._confirmed_bonds = np.union1d(kept, np.array(done_new, dtype=confirmed.dtype))
+        return events
+
     def _check_bonds(self, step: int) -> list[RareEvent]:
-        events: list[RareEvent] = []
-        n = self.n_atoms
-        updates = (
-            [self._coord_bonds]
-            if self._bonds is self._coord_bonds
-            else [
-                self._coord_bonds,
-                self._bonds,
-            ]
-        )
-        results = [b.update(self.atoms) for b in updates]
-        formed, formed_d, broken, broken_d = results[-1]
-        for key, d in zip(broken, broken_d, strict=True):
-            events.append(
-                RareEvent(step, "bond_break", tuple(int(x) for x in divmod(key, n)), float(d))
-            )
-        for key, d in zip(formed, formed_d, strict=True):
-            events.append(
-                RareEvent(step, "bond_form", tuple(int(x) for x in divmod(key, n)), float(d))
-            )
+        updates = [self._coord_bonds] if self._bonds is self._coord_bonds else [
+            self._coord_bonds, self._bonds]
+        for b in updates:
+            b.update(self.atoms)
+        events = self._bond_events(step)
         cn = self._coord_bonds.coordination()
-        for a in np.flatnonzero(cn != self._previous_cn):
+        changed = cn != self._previous_cn
+        same_pending = changed & (cn == self._pending_cn)
+        reverted = ~changed & (self._pending_count > 0)
+        self.discarded["coordination"] += int(np.count_nonzero(reverted))
+        self._pending_count = np.where(same_pending, self._pending_count + 1,
+                                       np.where(changed, 1, 0))
+        self._pending_cn = np.where(changed, cn, self._previous_cn)
+        confirmed = changed & (self._pending_count >= self.persistence)
+        for a in np.flatnonzero(confirmed):
             events.append(
                 RareEvent(step, "coordination", (int(a),), float(cn[a] - self._reference_cn[a]))
             )
-        self._previous_cn = cn
+        self._previous_cn = np.where(confirmed, cn, self._previous_cn)
+        self._pending_count[confirmed] = 0
         return events
 
     def _signal(self, name: str) -> np.ndarray | None:
@@ -452,4 +499,5 @@ class RareEventMonitor:
         sel = np.arange(self.n_atoms) if indices is None else np.asarray(list(indices), dtype=int)
         self._reference[sel] = self.atoms.get_positions()[sel]
         self._hopped[sel] = False
+        self._away[sel] = 0
         self._reference_cn[sel] = self._coord_bonds.coordination()[sel]
