@@ -120,6 +120,14 @@ class ACEModel:
     def committee_size(self) -> int:
         return 0 if self.committee is None else len(self.committee)
 
+    def committee_models(self) -> list[ACEModel]:
+        """One plain model per committee member (same basis, E0 and repulsion; the
+        member's coefficients), e.g. to compute a property's spread member by member."""
+        if self.committee is None:
+            return []
+        return [ACEModel(self.basis, c, e0=self.e0, repulsion=self.repulsion)
+                for c in self.committee]
+
     @property
     def ctilde(self) -> CTildePotential:
         """The folded C-tilde form the kernels evaluate."""

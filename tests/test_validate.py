@@ -403,3 +403,51 @@ def test_unbound_dimer_has_no_minimum():
     d = fewbody.dimer_curve("Ar", "Ar", lj, np.linspace(0.9, 1.1, 6))
     assert np.isnan(d["r_min_A"])
     assert d["e_min_eV"] == pytest.approx(min(d["energy_eV"]))
+
+
+# ---------------------------------------------------------------- committee error bars
+def test_committee_spread_is_each_members_property_by_the_same_protocol(tmp_path, mishin):
+    """Members = Lennard-Jones with three sigmas: each row's sigma is the sample
+    std of the members' own values, and calibration counts the rows within 2 sigma."""
+    from ase.calculators.lj import LennardJones
+
+    members = [LennardJones(sigma=s, epsilon=0.4, rc=6.0, smooth=True)
+               for s in (2.28, 2.30, 2.32)]
+    res = run_validation(mishin, EMT(), ["Cu"], suites=("bulk", "defects"), out_dir=tmp_path,
+                         settings=QUICK_SETTINGS.model_copy(update={"interstitial": False}),
+                         committee=members)
+    rows = {r["property"]: r for r in res["rows"]}
+    a0 = [vbulk.equation_of_state("Cu", m)["a0_A"] for m in members]
+    assert rows["a0"]["committee_std"] == pytest.approx(np.std(a0, ddof=1), rel=1e-9)
+    assert rows["a0"]["committee_mean"] == pytest.approx(np.mean(a0), rel=1e-9)
+    for r in res["rows"]:
+        assert r["committee_size"] == 3
+        assert r["within_2sigma"] == (r["abs_error"] <= 2 * r["committee_std"])
+    cal = res["meta"]["calibration"]
+    assert cal["n_properties"] == len(res["rows"])
+    assert cal["within_2sigma"] == sum(r["within_2sigma"] for r in res["rows"])
+    text = (tmp_path / "report.md").read_text()
+    assert " ± " in text and f"{cal['within_2sigma']} of {cal['n_properties']}" in text
+    assert json.loads((tmp_path / "report.json").read_text())["rows"][0]["committee_std"] > 0
+
+
+def test_committee_models_reproduce_the_committee_energies():
+    from aceal import ACEBasis, ACEModel
+    from aceal.calculator import ACECalculator
+
+    basis = ACEBasis(["Cu"], order=2, max_degree=6, r_cut=4.5)
+    rng = np.random.default_rng(0)
+    coef = rng.normal(size=len(basis)) * 0.05
+    model = ACEModel(basis, coef, e0={"Cu": -1.0},
+                     committee=coef + 0.01 * rng.normal(size=(3, len(basis))))
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+    atoms.rattle(0.05, seed=1)
+    energies = []
+    for m in model.committee_models():
+        a = atoms.copy()
+        a.calc = ACECalculator(m)
+        energies.append(a.get_potential_energy())
+    atoms.calc = ACECalculator(model)
+    atoms.get_potential_energy()
+    np.testing.assert_allclose(energies, atoms.calc.results["energy_committee"], rtol=1e-10)
+    assert ACEModel(basis, coef).committee_models() == []

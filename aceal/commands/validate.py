@@ -45,6 +45,11 @@ def register(subparsers) -> None:
         "--quick", action="store_true", help="small cells and short MD (seconds, not minutes)"
     )
     p.add_argument("--json", action="store_true", help="print the summary rows as JSON on stdout")
+    p.add_argument(
+        "--committee", type=int, default=None, metavar="N",
+        help="bulk and defect properties also with the model's first N committee members "
+             "(default: all of them; 0: none), reported as model ± σ with calibration",
+    )
     p.set_defaults(func=run)
 
 
@@ -58,6 +63,19 @@ def _load_model(args):
     if not args.model:
         raise AcealInputError("no model: give a MODEL file or --model-calc SPEC")
     return make_calculator({"name": "ACE", "model": args.model}), args.model
+
+
+def _committee(args) -> list:
+    """Calculators of the model file's committee members (at most ``--committee``)."""
+    if not args.model or args.committee == 0:
+        return []
+    from aceal.calculator import ACECalculator
+    from aceal.model import ACEModel
+
+    members = ACEModel.load(args.model).committee_models()
+    if args.committee is not None:
+        members = members[: args.committee]
+    return [ACECalculator(m) for m in members]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         model_label=model_label,
         reference_label=describe_spec(args.reference),
         trajectory=trajectory,
+        committee=_committee(args),
     )
     if args.json:
         json.dump(to_jsonable(results["rows"]), sys.stdout, indent=1)

@@ -30,18 +30,24 @@ def _fmt(x, digits=4) -> str:
 
 
 def summary_table(rows: list[dict]) -> str:
-    """Markdown table: suite | element | property | unit | reference | model | abs err | rel err."""
-    out = [
-        "| suite | element | property | unit | reference | model | abs. error | rel. error |",
-        "|---|---|---|---|---:|---:|---:|---:|",
-    ]
+    """Markdown table: suite | element | property | unit | reference | model | abs err | rel err
+    (with a committee: model ± committee σ and whether the error is within 2σ)."""
+    spread = any("committee_std" in r for r in rows)
+    head = "| suite | element | property | unit | reference | model | abs. error | rel. error |"
+    out = [head + (" within 2σ |" if spread else ""),
+           "|---|---|---|---|---:|---:|---:|---:|" + ("---|" if spread else "")]
     for r in rows:
         rel = r["rel_error"]
         rel_s = "–" if rel is None or not math.isfinite(rel) else f"{100 * rel:.2f} %"
-        out.append(
-            f"| {r['suite']} | {r['element']} | {r['property']} | {r['unit']} | "
-            f"{_fmt(r['reference'])} | {_fmt(r['model'])} | {_fmt(r['abs_error'])} | {rel_s} |"
-        )
+        model = _fmt(r["model"])
+        if "committee_std" in r:
+            model += f" ± {_fmt(r['committee_std'], 2)}"
+        line = (f"| {r['suite']} | {r['element']} | {r['property']} | {r['unit']} | "
+                f"{_fmt(r['reference'])} | {model} | {_fmt(r['abs_error'])} | {rel_s} |")
+        if spread:
+            line += (" yes |" if r.get("within_2sigma") else " no |") if "committee_std" in r \
+                else " – |"
+        out.append(line)
     return "\n".join(out)
 
 
@@ -139,16 +145,22 @@ def _plot_md(curves, meta, out: Path) -> list[str]:
 
 
 def _plot_errors(rows, out: Path) -> list[str]:
-    rel = [
-        (f"{r['element']} {r['property']}", r["rel_error"])
-        for r in rows
-        if r["rel_error"] is not None and math.isfinite(r["rel_error"])
-    ]
-    if not rel:
+    keep = [r for r in rows if r["rel_error"] is not None and math.isfinite(r["rel_error"])]
+    if not keep:
         return []
+    labels = [f"{r['element']} {r['property']}" for r in keep][::-1]
+    values = [100 * r["rel_error"] for r in keep][::-1]
+    # committee 2σ relative to the reference, where there is a spread
+    sig = [200 * r["committee_std"] / abs(r["reference"])
+           if math.isfinite(r.get("committee_std", float("nan"))) and r["reference"] else 0.0
+           for r in keep][::-1]
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 0.28 * len(rel) + 1.2))
-    ax.barh([k for k, _ in rel][::-1], [100 * v for _, v in rel][::-1], color="tab:orange")
+    fig, ax = plt.subplots(figsize=(6, 0.28 * len(keep) + 1.2))
+    ax.barh(labels, values, color="tab:orange", label="|model - reference|")
+    if any(sig):
+        ax.scatter(sig, labels, marker="|", s=120, color="k", zorder=3,
+                   label="2σ of the committee")
+        ax.legend(fontsize=7)
     ax.set_xlabel("relative error (%)")
     ax.tick_params(axis="y", labelsize=7)
     return [_save(fig, out, "errors.png")]
@@ -214,6 +226,15 @@ def write_report(results: dict, out_dir: str | Path) -> dict:
                 f"{r['element']} {r['property']} {100 * r['rel_error']:.1f} %" for r in worst
             )
             + ".",
+            "",
+        ]
+    cal = meta.get("calibration") or {}
+    if cal.get("n_properties"):
+        lines += [
+            f"Committee of {meta.get('committee_size')} members: model values are given ± the "
+            f"members' standard deviation σ (each member computed by the same protocol). "
+            f"Calibration: {cal['within_2sigma']} of {cal['n_properties']} properties "
+            f"({100 * cal['fraction_within_2sigma']:.0f} %) have |model - reference| ≤ 2σ.",
             "",
         ]
     lines += ["## Summary", "", summary_table(rows), ""]

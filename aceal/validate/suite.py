@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 from pydantic import Field
@@ -65,20 +66,46 @@ def compare(reference: float, model: float) -> dict:
     return {"reference": r, "model": m, "error": err, "abs_error": abs(err), "rel_error": rel}
 
 
+def committee_spread(reference: float, model: float, members: Sequence[float]) -> dict:
+    """Committee spread of one property: ``committee_std`` (sample standard deviation over
+    the members' values), ``committee_mean`` and ``within_2sigma`` (|model - reference| <=
+    2 std)."""
+    vals = np.asarray(members, dtype=float)
+    std = float(np.std(vals, ddof=1)) if vals.size > 1 else float("nan")
+    return {"committee_mean": float(np.mean(vals)), "committee_std": std,
+            "committee_size": int(vals.size),
+            "within_2sigma": bool(abs(model - reference) <= 2.0 * std)}
+
+
+def calibration(rows: Sequence[dict]) -> dict:
+    """Fraction of the properties with a committee spread whose error is within 2 sigma."""
+    with_std = [r for r in rows if math.isfinite(r.get("committee_std", float("nan")))]
+    inside = sum(r["within_2sigma"] for r in with_std)
+    return {"n_properties": len(with_std), "within_2sigma": inside,
+            "fraction_within_2sigma": inside / len(with_std) if with_std else None}
+
+
 class _Collector:
     def __init__(self):
         self.rows: list[dict] = []
 
-    def add(self, suite, element, prop, unit, reference, model):
-        self.rows.append(
-            {
-                "suite": suite,
-                "element": element,
-                "property": prop,
-                "unit": unit,
-                **compare(reference, model),
-            }
-        )
+    def add(self, suite, element, prop, unit, reference, model, members=None):
+        row = {"suite": suite, "element": element, "property": prop, "unit": unit,
+               **compare(reference, model)}
+        if members:
+            row.update(committee_spread(row["reference"], row["model"], members))
+        self.rows.append(row)
+
+    def roles(self, suite, element, prop, unit, values: dict, *keys):
+        """:meth:`pair` of ``values[role][k1][k2]...`` for the reference, the model and
+        every committee member (roles ``member<k>``)."""
+        dug = {}
+        for role, v in values.items():
+            for k in keys:
+                v = v[k]
+            dug[role] = v
+        members = [v for r, v in dug.items() if r.startswith("member")]
+        self.add(suite, element, prop, unit, dug["reference"], dug["model"], members)
 
     def pair(self, suite, element, prop, unit, reference: dict, model: dict, *keys):
         """:meth:`add` of the value at ``reference[k1][k2]...`` and the same in ``model``."""
@@ -97,6 +124,7 @@ def run_validation(
     model_label: str = "model",
     reference_label: str = "reference",
     trajectory: Sequence[Atoms] | None = None,
+    committee: Sequence[Calculator] = (),
 ) -> dict:
     """Compute each property with the model and the reference and tabulate the errors.
 
@@ -117,12 +145,19 @@ def run_validation(
     trajectory
         Labelled frames (reference forces attached) for the ``rare_events`` suite;
         default: the reference's relaxed vacancy-hop NEB path.
+    committee
+        Calculators of the model's committee members (e.g.
+        :meth:`aceal.model.ACEModel.committee_models`): every ``bulk`` and ``defects``
+        property is also computed with each member by the same protocol, and its row
+        gets ``committee_std``, ``committee_mean`` and ``within_2sigma``; ``meta``
+        gets the ``calibration`` (fraction of those properties within 2 sigma).
 
     Returns
     -------
     dict
         ``rows`` (one per property: suite, element, property, unit, reference, model,
-        error, abs_error, rel_error), ``curves`` (data for plots), ``meta``.
+        error, abs_error, rel_error, and with a committee its spread), ``curves`` (data
+        for plots), ``meta``.
     """
     unknown = [s for s in suites if s not in ALL_SUITES]
     if unknown:
@@ -131,11 +166,12 @@ def run_validation(
         raise AcealInputError("no elements given")
     s = settings if isinstance(settings, ValidationSettings) else parse(
         ValidationSettings, dict(settings or {}), where="validation settings: ")
-    calcs = {"reference": reference_calc, "model": model_calc}
+    pair_calcs = {"reference": reference_calc, "model": model_calc}
+    calcs = {**pair_calcs, **{f"member{k}": c for k, c in enumerate(committee)}}
     col = _Collector()
     curves: dict = {}
     timings: dict = {}
-    a0: dict = {"reference": {}, "model": {}}
+    a0: dict = {r: {} for r in calcs}
 
     def lattice(role, el):
         if el not in a0[role]:
@@ -171,17 +207,16 @@ def run_validation(
         if suite == "bulk":
             for el in cubic:
                 eos = {r: lattice(r, el) for r in calcs}
-                ref, mod = eos["reference"], eos["model"]
-                col.pair(suite, el, "a0", "Å", ref, mod, "a0_A")
-                col.pair(suite, el, "E0", "eV/atom", ref, mod, "e0_eV_per_atom")
-                col.pair(suite, el, "B (E-V fit)", "GPa", ref, mod, "B_GPa")
+                col.roles(suite, el, "a0", "Å", eos, "a0_A")
+                col.roles(suite, el, "E0", "eV/atom", eos, "e0_eV_per_atom")
+                col.roles(suite, el, "B (E-V fit)", "GPa", eos, "B_GPa")
                 cij = {
                     r: bulk.elastic_constants(el, c, a0=eos[r]["a0_A"]) for r, c in calcs.items()
                 }
                 for k in ("C11", "C12", "C44"):
-                    col.pair(suite, el, k, "GPa", cij["reference"], cij["model"], f"{k}_GPa")
-                curves.setdefault("eos", {})[el] = eos
-                curves.setdefault("elastic", {})[el] = cij
+                    col.roles(suite, el, k, "GPa", cij, f"{k}_GPa")
+                curves.setdefault("eos", {})[el] = {r: eos[r] for r in pair_calcs}
+                curves.setdefault("elastic", {})[el] = {r: cij[r] for r in pair_calcs}
         elif suite == "defects":
             for el in cubic:
                 res = {}
@@ -198,16 +233,15 @@ def run_validation(
                         res[r]["interstitial"] = defects.interstitial_formation(
                             el, c, a0=a, size=s.vacancy_size
                         )
-                ref, mod = res["reference"], res["model"]
-                col.pair(suite, el, "E_vac formation", "eV", ref, mod, "vacancy", "Evac_eV")
-                col.pair(suite, el, "E_vac migration (NEB)", "eV", ref, mod, "migration", "Em_eV")
+                col.roles(suite, el, "E_vac formation", "eV", res, "vacancy", "Evac_eV")
+                col.roles(suite, el, "E_vac migration (NEB)", "eV", res, "migration", "Em_eV")
                 for facet in ("100", "110", "111"):
-                    col.pair(suite, el, f"gamma({facet})", "J/m²", ref, mod,
-                             "surfaces", facet, "gamma_J_per_m2")  # fmt: skip
+                    col.roles(suite, el, f"gamma({facet})", "J/m²", res,
+                              "surfaces", facet, "gamma_J_per_m2")  # fmt: skip
                 if s.interstitial:
-                    col.pair(suite, el, "E_int formation", "eV", ref, mod,
-                             "interstitial", "Eint_eV")  # fmt: skip
-                curves.setdefault("defects", {})[el] = res
+                    col.roles(suite, el, "E_int formation", "eV", res,
+                              "interstitial", "Eint_eV")  # fmt: skip
+                curves.setdefault("defects", {})[el] = {r: res[r] for r in pair_calcs}
         elif suite == "fewbody":
             ref = fewbody.fewbody_curves(
                 list(elements), reference_calc, n_points=s.fewbody_points
@@ -247,7 +281,7 @@ def run_validation(
                         timestep_fs=s.md_timestep_fs,
                         nve_steps=s.nve_steps,
                     )
-                    for r, c in calcs.items()
+                    for r, c in pair_calcs.items()
                 }
                 for temp in s.md_temperatures_K:
                     key = f"T{int(round(temp))}"
@@ -300,7 +334,7 @@ def run_validation(
                     r: dislocation.screw_dislocation(
                         el, c, a0=lattice(r, el)["a0_A"], radius_a0=s.dislocation_radius_a0
                     )
-                    for r, c in calcs.items()
+                    for r, c in pair_calcs.items()
                 }
                 ref, mod = res["reference"], res["model"]
                 col.pair(suite, el, "screw E per length", "eV/Å", ref, mod, "E_per_length_eV_per_A")
@@ -324,6 +358,8 @@ def run_validation(
             "suites": list(suites),
             "settings": dump(s),
             "timings_s": timings,
+            "committee_size": len(committee),
+            "calibration": calibration(col.rows),
         },
         "rows": col.rows,
         "curves": curves,
@@ -337,8 +373,6 @@ def run_validation(
 
 def _curve_rmse(ref: dict, mod: dict, e_cap: float = 2.0) -> float:
     """RMS difference (eV) of two curves on the same grid where the reference is below e_cap."""
-    import numpy as np
-
     er, em = np.asarray(ref["energy_eV"]), np.asarray(mod["energy_eV"])
     ok = er < e_cap
     return float(np.sqrt(np.mean((er[ok] - em[ok]) ** 2))) if ok.any() else float("nan")
