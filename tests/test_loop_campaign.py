@@ -292,3 +292,29 @@ def test_legacy_pickled_state_is_refused_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "state.pkl" in err[0] and "pickle" in err[0]
     assert (out / "state.pkl").read_bytes() == b"\x80\x04K\x01."   # left as it was
+
+
+def test_property_driven_stopping(tmp_path):
+    """stopping.properties: each iteration logs the committee spread of the properties;
+    the campaign stops once every spread is within its tolerance, and not before."""
+    loose = tmp_path / "loose"
+    cfg = validate_campaign_config(tiny_config(loose, stopping={
+        "max_iterations": 3, "properties": {"a0": 0.5, "vacancy_formation": 5.0}}), ROOT)
+    summary = run_campaign(cfg, quiet=True)
+    log = read_log(loose / cfg.output.log)
+    its = [r for r in log if r["event"] == "iteration"]
+    assert len(its) == 1  # iteration 0's spreads already meet the loose tolerances
+    props = its[0]["properties"]["Cu"]
+    assert set(props) == {"a0", "vacancy_formation"}
+    assert 0 < props["a0"]["sigma"] <= 0.5 and props["a0"]["unit"] == "relative"
+    assert props["vacancy_formation"]["unit"] == "eV"
+    assert props["vacancy_formation"]["std"][0] > 0
+    assert "committee spread within tolerance" in summary["stop_reason"]
+
+    tight = tmp_path / "tight"
+    cfg = validate_campaign_config(tiny_config(tight, stopping={
+        "max_iterations": 2, "properties": {"a0": 1e-12}}), ROOT)
+    summary = run_campaign(cfg, quiet=True)
+    its = [r for r in read_log(tight / cfg.output.log) if r["event"] == "iteration"]
+    assert len(its) == 3 and all(r["properties"]["Cu"]["a0"]["sigma"] > 1e-12 for r in its)
+    assert summary["stop_reason"].startswith("max_iterations")

@@ -360,10 +360,38 @@ class Campaign:
         crash_point(f"saved-{iteration}")
         timings["save"] = time.perf_counter() - t0
         self.state["bundle"] = bundle
-        self.state["history"].append({"iteration": iteration,
-                                      "reference_calls": self.state["reference_calls"],
-                                      **{f"validation_{k}": v for k, v in val.items()}})
+        entry = {"iteration": iteration, "reference_calls": self.state["reference_calls"],
+                 **{f"validation_{k}": v for k, v in val.items()}}
+        if self.cfg.stopping.properties:
+            t0 = time.perf_counter()
+            entry["properties"] = self._properties(model)
+            timings["properties"] = time.perf_counter() - t0
+        self.state["history"].append(entry)
         return fit_errors, val
+
+    def _properties(self, model) -> dict:
+        """Committee spread of the ``stopping.properties`` (QUICK validation settings)."""
+        from aceal.calculator import ACECalculator
+        from aceal.loop.walker import mean_model
+        from aceal.validate.committee import committee_properties
+        from aceal.validate.crystal import element_structure
+        from aceal.validate.suite import QUICK_SETTINGS
+
+        cubic = []
+        for el in self.cfg.elements:
+            try:
+                element_structure(el)
+                cubic.append(el)
+            except AcealInputError:
+                continue
+        if not cubic:
+            raise AcealInputError("stopping.properties: needs an element with a cubic "
+                                  f"ground state; elements are {self.cfg.elements}")
+        threads = self.engine.ctx.threads
+        members = [ACECalculator(m, num_threads=threads) for m in model.committee_models()]
+        return committee_properties(ACECalculator(mean_model(model), num_threads=threads),
+                                    members, cubic, list(self.cfg.stopping.properties),
+                                    QUICK_SETTINGS)
 
     # ------------------------------------------------------------------ phases
     def _start(self) -> bool:
@@ -423,7 +451,8 @@ class Campaign:
                              reference_calls_total=self.state["reference_calls"],
                              validation_reference_calls=self.state["validation_reference_calls"],
                              validation_failures=self.state.get("validation_failures", 0),
-                             fit=fit_errors, validation=val, timings=timings, trace=[])
+                             fit=fit_errors, validation=val, timings=timings, trace=[],
+                             properties=self.state["history"][-1].get("properties"))
         self.state["phase"] = "done"
         self._save_state()
         self.progress.iteration(rec, self.cfg.stopping.max_iterations)
@@ -443,6 +472,12 @@ class Campaign:
         wall = s.get("wall_time_before", 0.0) + time.perf_counter() - self.t_run
         if st.max_wall_time and wall >= st.max_wall_time:
             return f"wall time {wall:.0f} s >= {st.max_wall_time:g} s"
+        props = s["history"][-1].get("properties") if s["history"] else None
+        if st.properties and props:
+            worst = {n: max(props[el][n]["sigma"] for el in props) for n in st.properties}
+            if all(worst[n] <= tol for n, tol in st.properties.items()):
+                return "committee spread within tolerance: " + ", ".join(
+                    f"{n} {worst[n]:.3g} <= {tol:g}" for n, tol in st.properties.items())
         hist = [h.get("validation_forces_mae") for h in s["history"]]
         hist = [h for h in hist if h is not None]
         if st.force_mae and hist and hist[-1] <= st.force_mae:
@@ -532,7 +567,8 @@ class Campaign:
         rec = self.log.write("iteration", iteration=it, model_version=it,
                              n_train=len(self.store), **extra, **lab,
                              reference_calls_total=self.state["reference_calls"],
-                             fit=fit_errors, validation=val, timings=timings)
+                             fit=fit_errors, validation=val, timings=timings,
+                             properties=self.state["history"][-1].get("properties"))
         self.state["phase"] = "done"
         self.state.pop("md_log", None)
         self._save_state()

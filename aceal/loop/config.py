@@ -276,6 +276,12 @@ class StoppingSettings(Settings):
     force_mae: float | None = Field(None, gt=0, description="validation force MAE, eV/Å")
     patience: int | None = Field(None, gt=0, description="iterations without improvement")
     rtol: float = Field(0.05, ge=0, description="relative improvement that counts")
+    properties: dict[Literal["a0", "bulk_modulus", "elastic", "vacancy_formation",
+                             "vacancy_migration", "surface", "interstitial_formation"],
+                     Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict,
+        description="stop when each property's committee spread is below its tolerance "
+                    "(eV for formation/migration energies, relative otherwise)")
 
 
 class OutputSettings(Settings):
