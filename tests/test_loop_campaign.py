@@ -313,8 +313,13 @@ def test_property_driven_stopping(tmp_path):
 
     tight = tmp_path / "tight"
     cfg = validate_campaign_config(tiny_config(tight, stopping={
-        "max_iterations": 2, "properties": {"a0": 1e-12}}), ROOT)
+        "max_iterations": 2, "properties": {"a0": 1e-12}},
+        output={"directory": str(tight), "plots": True}), ROOT)
     summary = run_campaign(cfg, quiet=True)
     its = [r for r in read_log(tight / cfg.output.log) if r["event"] == "iteration"]
     assert len(its) == 3 and all(r["properties"]["Cu"]["a0"]["sigma"] > 1e-12 for r in its)
     assert summary["stop_reason"].startswith("max_iterations")
+    curve = json.loads((tight / "summary.json").read_text())["iterations"]
+    assert [c["property_sigma"]["Cu a0 (relative)"] for c in curve] == [
+        r["properties"]["Cu"]["a0"]["sigma"] for r in its]
+    assert (tight / "summary.png").stat().st_size > 10_000

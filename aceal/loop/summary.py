@@ -2,7 +2,9 @@
 
 Panels (matplotlib, Agg backend): validation force MAE (eV/Å) against cumulative
 reference calls; committee force deviation (eV/Å) and extrapolation grade of the walkers
-against MD time (fs); labelled configurations per iteration by selection reason.
+against MD time (fs); labelled configurations per iteration by selection reason; with
+``stopping.properties``, a fourth panel: each property's committee spread (eV, or relative)
+against reference calls.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ def summarise(records: list[dict]) -> dict:
     curve = [{"iteration": r["iteration"], "reference_calls": r.get("reference_calls_total"),
               "n_train": r.get("n_train"),
               "forces_mae": (r.get("validation") or {}).get("forces_mae"),
-              "energy_mae": (r.get("validation") or {}).get("energy_mae")} for r in its]
+              "energy_mae": (r.get("validation") or {}).get("energy_mae"),
+              "property_sigma": _sigmas(r)} for r in its]
     reasons: dict[str, int] = {}
     for r in its:
         for k, v in (r.get("selected_by_reason") or {}).items():
@@ -34,6 +37,15 @@ def summarise(records: list[dict]) -> dict:
     return {"iterations": curve, "selected_by_reason": reasons, "timings": timings,
             "failures": sum(r.get("failed", 0) for r in its),
             "finish": finish[-1] if finish else None}
+
+
+def _sigmas(record: dict) -> dict[str, float] | None:
+    """``{"element name (unit)": committee spread}`` of an iteration record, if logged."""
+    props = record.get("properties")
+    if not props:
+        return None
+    return {f"{el} {name} ({d['unit']})": d["sigma"]
+            for el, by_name in props.items() for name, d in by_name.items()}
 
 
 def write_summary(outdir: str | Path, log_name: str = "log.jsonl") -> list[Path]:
@@ -49,7 +61,8 @@ def write_summary(outdir: str | Path, log_name: str = "log.jsonl") -> list[Path]
     jpath = out / "summary.json"
     jpath.write_text(json.dumps(summ, indent=1))
     its = [r for r in records if r.get("event") == "iteration"]
-    fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
+    with_props = any(c["property_sigma"] for c in summ["iterations"])
+    fig, ax = plt.subplots(1, 4 if with_props else 3, figsize=(20 if with_props else 15, 4.2))
     pts = [(c["reference_calls"], c["forces_mae"]) for c in summ["iterations"]
            if c["forces_mae"] is not None]
     if pts:
@@ -86,6 +99,17 @@ def write_summary(outdir: str | Path, log_name: str = "log.jsonl") -> list[Path]
     ax[2].set_title("selected configurations by reason")
     if kinds:
         ax[2].legend(fontsize=8)
+    if with_props:
+        series: dict[str, list] = {}
+        for c in summ["iterations"]:
+            for key, sig in (c["property_sigma"] or {}).items():
+                series.setdefault(key, []).append((c["reference_calls"], sig))
+        for key, pts in sorted(series.items()):
+            ax[3].semilogy(*zip(*pts, strict=True), "o-", label=key)
+        ax[3].set_xlabel("reference calls")
+        ax[3].set_ylabel("committee spread σ (eV, or relative)")
+        ax[3].set_title("property spreads (stopping.properties)")
+        ax[3].legend(fontsize=7)
     fig.tight_layout()
     ppath = out / "summary.png"
     fig.savefig(ppath, dpi=100)
