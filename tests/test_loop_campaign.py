@@ -323,3 +323,20 @@ def test_property_driven_stopping(tmp_path):
     assert [c["property_sigma"]["Cu a0 (relative)"] for c in curve] == [
         r["properties"]["Cu"]["a0"]["sigma"] for r in its]
     assert (tight / "summary.png").stat().st_size > 10_000
+
+
+def test_calibrated_committee_matches_the_validation_force_errors(tmp_path):
+    from aceal import aseio
+    from aceal.model import ACEModel
+    from aceal.uncertainty.calibration import committee_scale
+
+    out = tmp_path / "cal"
+    cfg = validate_campaign_config(tiny_config(out, fit={"calibrate_committee": True},
+                                               stopping={"max_iterations": 1}), ROOT)
+    run_campaign(cfg, quiet=True)
+    its = [r for r in read_log(out / cfg.output.log) if r["event"] == "iteration"]
+    scales = [r["validation"]["committee_scale"] for r in its]
+    assert all(np.isfinite(s) and s > 0 for s in scales)
+    model = ACEModel.load(out / "model.yaml")
+    frames = aseio.read(out / "validation.xyz", index=":")
+    assert abs(committee_scale(model, frames) - 1.0) < 1e-6  # saved members are calibrated

@@ -323,15 +323,25 @@ class Campaign:
         self.refit.catch_up(self.store)
         post, committee = self.refit.solve(self.rng)
         crash_point(f"fit-{iteration}")
-        bundle = self.refit.bundle(iteration, post, committee, self.repulsion)
         timings["fit"] = time.perf_counter() - t0
+        meta = {"campaign_iteration": iteration, "n_train": n, "lambda": post.lam,
+                "effective_parameters": post.gamma}
         model = ACEModel(self.basis, post.mean, e0=self.state["e0"], repulsion=self.repulsion,
-                         committee=committee,
-                         metadata={"campaign_iteration": iteration, "n_train": n,
-                                   "lambda": post.lam, "effective_parameters": post.gamma})
+                         committee=committee, metadata=meta)
         t0 = time.perf_counter()
         val = self._validate(model)
+        if self.cfg.fit.calibrate_committee and self.validation:
+            from aceal.uncertainty.calibration import committee_scale, rescale_committee
+
+            scale = committee_scale(model, self.validation)
+            if np.isfinite(scale):
+                committee = rescale_committee(post.mean, committee, scale)
+                meta["committee_scale"] = scale
+                val["committee_scale"] = scale
+                model = ACEModel(self.basis, post.mean, e0=self.state["e0"],
+                                 repulsion=self.repulsion, committee=committee, metadata=meta)
         timings["validation"] = time.perf_counter() - t0
+        bundle = self.refit.bundle(iteration, post, committee, self.repulsion)
         t0 = time.perf_counter()
         fit_errors = self.refit.training_errors(post.mean)
         mdir = self.out / "models"

@@ -171,6 +171,8 @@ class CampaignFit(Settings):
     solver: SolverSettings = Field(default_factory=SolverSettings)
     prior: PriorSettings = Field(default_factory=PriorSettings)
     committee: int = Field(8, ge=2, description="posterior samples giving the spreads")
+    calibrate_committee: bool = Field(
+        False, description="scale the members' spread to the validation set's force errors")
     chunk_size: int = Field(16, gt=0, description="configurations per assembly chunk")
 
 
