@@ -79,13 +79,19 @@ def test_serial_campaign_end_to_end(tmp_path):
     its = res["log"]
     assert its[0]["labelled"] == 4                  # 2 seeds x 2 structures
     assert sum(r.get("candidates", 0) for r in its[1:]) > 0
+    # auto exploration: strains of the perfect cell, relaxation and NEB of the vacancy
+    assert {"strain", "relax", "neb"} <= set(its[1]["candidates_by_reason"])
+    assert its[1]["protocol_frames"] == sum(its[1]["candidates_by_reason"].get(k, 0)
+                                            for k in ("strain", "relax", "neb"))
     assert all(r["validation"]["forces_mae"] > 0 for r in its if r["validation"])
     assert (out / "summary.png").stat().st_size > 10_000
     s = json.loads((out / "summary.json").read_text())
     assert len(s["iterations"]) == 4
     with open_store(out / "train.zarr") as store:
         walker = store.indices(source="walker")
-        assert len(walker) == res["n"] - 4
+        explored = store.indices(source="explore")   # relax/strain/neb frames
+        assert len(walker) + len(explored) == res["n"] - 4
+        assert {store[int(i)].info["reason"] for i in explored} <= {"relax", "strain", "neb"}
         sel = store[walker[0]].info["selection"]
         assert {"walker", "md_time_fs", "picked"} <= set(sel)
         assert np.isfinite(store.column("selection")[walker][:, 3]).all()   # gamma_max
@@ -277,8 +283,13 @@ def test_information_selection_campaign(tmp_path, ranks):
     for rec in res["log"][1:]:
         assert rec["candidates"] > rec["selected"] == 3
     with open_store(out / "train.zarr") as store:
-        picked = [a.info["selection"]["picked"] for a in store[store.indices(source="walker")]]
-    assert len(picked) == 6 and all(p.startswith("information: gain") for p in picked)
+        walker = [a.info["selection"]["picked"] for a in store[store.indices(source="walker")]]
+        explore = [a.info["selection"]["picked"]
+                   for a in store[store.indices(source="explore")]]
+    # exploration.share 0.5 reserves ceil(1.5) = 2 of the 3 slots for protocol frames
+    assert len(walker) + len(explore) == 6 and len(explore) >= 4
+    assert all(p.startswith("information: gain") for p in walker)
+    assert all(p.startswith(("priority (", "information: gain")) for p in explore)
 
 
 def test_legacy_pickled_state_is_refused_with_one_line(tmp_path, capsys):

@@ -135,3 +135,35 @@ def test_select_candidates_information_prefers_what_the_posterior_does_not_know(
     idx, why = select_candidates(cands, 2, "information", None, posterior=post, weights=w,
                                  priority_share=0.5)
     assert idx == [3, 2] and why[0] == "priority (rare_event)"
+
+
+def test_protocol_share_reserves_slots_for_the_best_protocol_frames():
+    from aceal.fit import Weights, fit_ridge
+    from aceal.loop.selection import select_candidates
+
+    m = 5
+    rng = np.random.default_rng(4)
+    a = np.zeros((60, m))
+    a[:, :3] = rng.normal(size=(60, 3))
+    y = a @ np.array([1.0, -1.0, 0.5, 0.0, 0.0])
+    post = fit_ridge(a.T @ a, a.T @ y, float(y @ y), 60, np.ones(m), 1e-3)
+    w = Weights(energy=1.0, forces=100.0, virial=1.0)
+    thermal = []
+    for k in range(4):                     # thermal frames along unknown directions
+        f = np.zeros((3, m))
+        f[:, 3 + k % 2] = 1.0 + k
+        thermal.append(_candidate(f))
+    protocol = []
+    for scale in (0.01, 0.2):              # protocol frames: one informative, one not
+        f = np.zeros((3, m))
+        f[0, 3] = scale
+        c = _candidate(f, reason="relax")
+        c.walker = -1
+        protocol.append(c)
+    cands = thermal + protocol
+    idx, _ = select_candidates(cands, 2, "information", None, posterior=post, weights=w)
+    assert not {4, 5} & set(idx)           # without a share the thermal frames win
+    idx, why = select_candidates(cands, 2, "information", None, posterior=post, weights=w,
+                                 protocol_share=0.5)
+    assert idx[0] == 5 and why[0] == "priority (relax)"   # the informative protocol frame
+    assert idx[1] in range(4)

@@ -9,7 +9,7 @@ from ase.calculators.emt import EMT
 
 from aceal import ACEBasis, ACEModel
 from aceal.descriptors import DesignTables
-from aceal.loop.config import StructureSettings, validate_campaign_config
+from aceal.loop.config import RareEventSettings, StructureSettings, validate_campaign_config
 from aceal.loop.refit import Refitter
 from aceal.loop.structures import build_structure, min_distance, seed_configurations
 from aceal.loop.walker import new_walker, run_segment
@@ -163,3 +163,14 @@ def test_refit_is_additive_and_restartable(setup):
     # evidence maximisation amplifies round-off a little: same solution to ~1e-3
     np.testing.assert_allclose(p3.mean, p1.mean, rtol=5e-3, atol=1e-6)
     assert (d / "two" / "fit_state.npz").is_file()
+
+
+def test_a_persistent_hop_hands_its_ends_to_the_neb_protocol(setup):
+    # a hop threshold below the thermal amplitude: every atom "hops" and stays away
+    w, r = _run(setup, unc={"force_std": [0.0, 10.0], "gamma": None,
+                            "rare_events": RareEventSettings(kinds=["hop"], hop_fraction=0.02,
+                                                             persistence=1)})
+    assert len(r.hops) == 1
+    before, after = r.hops[0]
+    assert before.calc is None and len(before) == len(after)
+    assert not np.allclose(before.positions, after.positions)

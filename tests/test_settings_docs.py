@@ -90,7 +90,7 @@ def test_campaign_md_documents_every_key_and_no_other():
     assert not missing, f"keys of the settings missing from docs/campaign.md: {missing}"
 
 
-@pytest.mark.parametrize("section", ["initial_data", "reference", "md", "selection",
+@pytest.mark.parametrize("section", ["initial_data", "reference", "md", "exploration", "selection",
                                      "validation", "stopping"])
 def test_campaign_md_defaults_are_the_settings_defaults(section):
     defaults = {key: default for key, default, _ in settings_rows(CampaignConfig)}

@@ -3,8 +3,10 @@
 Iteration 0 imports the initial data, labels the seed configurations, builds the held-out
 validation set and fits the first model.  Iteration ``i >= 1``:
 
-1. the walkers run one MD segment each with model ``i-1`` (:mod:`~aceal.loop.walker`);
-2. a diverse batch is chosen from their candidates (:mod:`~aceal.loop.selection`);
+1. the walkers run one MD segment each with model ``i-1`` (:mod:`~aceal.loop.walker`),
+   beside them the exploration protocols (:mod:`~aceal.loop.explore`: relaxations,
+   strains, NEB of built vacancies and of the hops the walkers saw, few-body clusters);
+2. a batch is chosen from all their candidates (:mod:`~aceal.loop.selection`);
 3. the batch is written to the state file (phase ``labelling``) and labelled on all ranks
    (:mod:`~aceal.loop.oracle`); successes are appended to the store in one commit,
    failures recorded with ``add_failure``;
@@ -37,6 +39,7 @@ from aceal.errors import AcealInputError
 from aceal.jsonable import to_jsonable
 from aceal.loop.config import CampaignConfig
 from aceal.loop.coordinator import Engine
+from aceal.loop.explore import exploration_jobs, fewbody_clusters
 from aceal.loop.faults import crash_point
 from aceal.loop.log import CampaignLog, Progress
 from aceal.loop.refit import Refitter
@@ -101,6 +104,7 @@ class Campaign:
         self.state: dict[str, Any] = {}
         self.rng: np.random.Generator | None = None
         self.structures: list[Atoms] = []
+        self.protocols: list[list[str]] = []
         self.validation: list[Atoms] = []
         self.refit: Refitter | None = None
         self.repulsion = None
@@ -410,6 +414,7 @@ class Campaign:
         self.rng = np.random.default_rng(self.cfg.seed)
         self.structures = build_structures(self.cfg.structures,
                                            np.random.default_rng([self.cfg.seed, 1]))
+        self.protocols = [s.protocols() for s in self.cfg.structures]
         self.repulsion, self.baseline = make_repulsion(self.cfg.repulsion, self.basis)
         resumed = self._load_state()
         if not resumed:
@@ -430,6 +435,11 @@ class Campaign:
             seeds = seed_configurations(self.structures, init.seeds_per_structure,
                                         init.seed_rattle, init.seed_strain,
                                         np.random.default_rng([self.cfg.seed, 2]))
+            fewbody = self.cfg.exploration.fewbody
+            if fewbody.enabled and fewbody.seed_dimers:   # cheap for any reference code
+                seeds += [a for a, _ in fewbody_clusters(
+                    list(self.basis.elements), fewbody, self.basis.r_cut,
+                    np.random.default_rng([self.cfg.seed, 3])) if len(a) == 2]
             self.state["pending"] = [
                 {"atoms": a, "hash": config_hash(a), "source": "seed", "reason": "seed",
                  "rank": 0, "selection": {}} for a in seeds]
@@ -451,10 +461,11 @@ class Campaign:
         self._make_refitter()
         fit_errors, val = self._fit(0, timings)
         temp = self._temperature(1)
+        md_structures = [k for k, p in enumerate(self.protocols) if "md" in p]
         self.state["walkers"] = [
-            new_walker(w, self.structures[w % len(self.structures)], temp, self.rng,
-                       structure=w % len(self.structures))
-            for w in range(self.cfg.md.walkers)]
+            new_walker(w, self.structures[k], temp, self.rng, structure=k)
+            for w, k in ((w, md_structures[w % len(md_structures)])
+                         for w in range(self.cfg.md.walkers))]
         timings["total"] = time.perf_counter() - t_all
         rec = self.log.write("iteration", iteration=0, model_version=0, candidates=0,
                              selected=0, n_train=len(self.store), **lab,
@@ -506,11 +517,14 @@ class Campaign:
             bundle: ModelBundle = self.state["bundle"]
             temp = self._temperature(it)
             walkers = self.state["walkers"]
-            seeds = self.rng.integers(0, 2**63 - 1, size=len(walkers))
+            tasks = walkers + exploration_jobs(self.structures, self.protocols,
+                                               self.cfg.exploration, it,
+                                               self.state.get("hops", []))
+            seeds = self.rng.integers(0, 2**63 - 1, size=len(tasks))
             t0 = time.perf_counter()
             results = self.engine.walk(bundle, [(w, temp, int(sd))
-                                                for w, sd in zip(walkers, seeds, strict=True)],
-                                       f"MD of iteration {it}")
+                                                for w, sd in zip(tasks, seeds, strict=True)],
+                                       f"MD and exploration of iteration {it}")
             crash_point(f"md-{it}")
             timings["md"] = time.perf_counter() - t0
             ranks = self.engine.walker_ranks
@@ -519,8 +533,13 @@ class Campaign:
                 for c in r.candidates:
                     cands.append((c, ranks[k % len(ranks)]))
                 step = max(1, len(r.trace) // 20)
-                trace += [[r.state.walker_id, *row] for row in r.trace[::step]]
-            self.state["walkers"] = [r.state for r in results]
+                if r.state is not None:
+                    trace += [[r.state.walker_id, *row] for row in r.trace[::step]]
+            md_results, protocol_results = results[:len(walkers)], results[len(walkers):]
+            self.state["walkers"] = [r.state for r in md_results]
+            self.state["hops"] = [[r.state.structure, before, after] for r in md_results
+                                  for before, after in r.hops
+                                  ][:self.cfg.exploration.neb.max_hops]
             t0 = time.perf_counter()
             budget = self.cfg.selection.batch_size
             if self.cfg.stopping.max_reference_calls:
@@ -533,13 +552,15 @@ class Campaign:
             chosen, why = select_candidates([c for c, _ in cands], budget, method,
                                             self.refit.config_means,
                                             self.cfg.selection.rare_event_priority,
-                                            self.cfg.selection.priority_share, **info)
+                                            self.cfg.selection.priority_share,
+                                            protocol_share=self.cfg.exploration.share, **info)
             timings["selection"] = time.perf_counter() - t0
             pending = []
             for i, w in zip(chosen, why, strict=True):
                 c, rank = cands[i]
                 pending.append({
-                    "atoms": c.atoms, "hash": config_hash(c.atoms), "source": "walker",
+                    "atoms": c.atoms, "hash": config_hash(c.atoms),
+                    "source": "walker" if c.walker >= 0 else "explore",
                     "reason": c.reason, "rank": int(rank),
                     "selection": {"uncertainty": c.signals["force_std_max"],
                                   "energy_std": c.signals["energy_std"],
@@ -558,9 +579,10 @@ class Campaign:
                      "selected": len(pending), "selected_by_reason": sel_reason,
                      "temperature_K": temp, "trace": trace,
                      "blowups": [r.blowup for r in results if r.blowup],
-                     "md_steps": int(sum(r.steps for r in results)),
-                     "rare_events": int(sum(r.events for r in results)),
-                     "rare_events_discarded": int(sum(r.discarded for r in results))}
+                     "md_steps": int(sum(r.steps for r in md_results)),
+                     "protocol_frames": int(sum(r.steps for r in protocol_results)),
+                     "rare_events": int(sum(r.events for r in md_results)),
+                     "rare_events_discarded": int(sum(r.discarded for r in md_results))}
             self.state.update(iteration=it, phase="labelling", pending=pending, md_log=extra)
             self._save_state()
         else:  # resumed in the middle of labelling: the MD results are in the state

@@ -78,7 +78,8 @@ def run_campaign(cfg: CampaignConfig, output: str | Path | None = None,
                     retries=ref.retries, max_force=ref.max_force, stress=ref.stress,
                     isolation=ref.isolation)
     ctx = WorkerContext(basis, DesignTables(basis), oracle, cfg.md, cfg.uncertainty,
-                        threads, keep_rows=cfg.selection.method == "information")
+                        threads, keep_rows=cfg.selection.method == "information",
+                        exploration=cfg.exploration)
     deadlines = Deadlines(**cfg.parallel.model_dump())
     if comm.rank != 0:
         serve(comm, ctx, deadlines)

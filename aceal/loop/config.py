@@ -31,6 +31,7 @@ from pydantic import (
 from aceal.errors import AcealInputError
 from aceal.fit.config import (
     BasisKwargs,
+    ConfigTypeWeights,
     E0Settings,
     PathList,
     PriorSettings,
@@ -97,8 +98,15 @@ class SurfaceSettings(Settings):
         return v
 
 
+#: config_type of the few-body clusters (their fit weights: ``exploration.fewbody.weight``)
+FEWBODY_TYPE = "fewbody"
+
+#: exploration protocols a structure can take part in (``exploration`` section)
+PROTOCOLS = ("md", "relax", "strain", "neb")
+
+
 class StructureSettings(Settings):
-    """One starting structure of the walkers."""
+    """One starting structure of the walkers and the exploration protocols."""
 
     builder: Literal["bulk", "file"] = Field("bulk", description="ase.build.bulk or a file")
     file: InputFile = Field(None, description="structure file (builder file)")
@@ -114,6 +122,8 @@ class StructureSettings(Settings):
     rattle: float = Field(0.0, ge=0, description="Gaussian displacement, Å")
     strain: float = Field(0.0, ge=0, description="random strain amplitude (fraction)")
     config_type: str | None = None
+    explore: Literal["auto"] | list[Literal[PROTOCOLS]] = Field(
+        "auto", description="exploration protocols on this structure (auto: by its kind)")
 
     @field_validator("repeat")
     @classmethod
@@ -133,7 +143,25 @@ class StructureSettings(Settings):
             _element(self.element)
             if self.file:
                 raise ValueError("@file: only for builder file")
+        protocols = self.protocols()
+        if "neb" in protocols and not (self.builder == "bulk" and self.vacancies):
+            raise ValueError("@explore: neb needs a built structure with vacancies "
+                             "(builder bulk, vacancies >= 1)")
+        if "strain" in protocols and self.surface is not None:
+            raise ValueError("@explore: strain needs a periodic bulk cell, not a surface")
         return self
+
+    def protocols(self) -> list[str]:
+        """The exploration protocols of this structure; ``auto`` by its kind: thermal MD
+        everywhere, homogeneous strains for a perfect bulk crystal, relaxation for
+        defects, surfaces and files, and vacancy-hop NEB for vacancies."""
+        if self.explore != "auto":
+            return list(dict.fromkeys(self.explore))
+        if self.builder == "file":
+            return ["md", "relax"]
+        if self.surface is None and not self.vacancies and not self.interstitials:
+            return ["md", "strain"]
+        return ["md", "relax"] + (["neb"] if self.vacancies else [])
 
 
 class InitialData(Settings):
@@ -271,6 +299,49 @@ class ValidationSettings(Settings):
     timestep: float = Field(2.0, gt=0, description="fs")
 
 
+class RelaxSettings(Settings):
+    steps: int = Field(60, gt=0, description="optimizer steps (FIRE)")
+    sample_every: int = Field(10, gt=0, description="steps between candidate frames")
+    fmax: float = Field(0.02, gt=0, description="force convergence, eV/Å")
+    cell: bool = Field(True, description="relax the cell of periodic bulk cells too")
+    rattle: float = Field(0.03, ge=0, description="Gaussian start displacement, Å")
+
+
+class StrainSettings(Settings):
+    amplitudes: list[Annotated[float, Field(gt=0, lt=0.5)]] = Field(
+        [0.01, 0.03], min_length=1, description="strain magnitudes (fraction)")
+    relax_steps: int = Field(40, ge=0, description="cell relaxation steps before straining")
+
+
+class NEBSettings(Settings):
+    images: int = Field(3, gt=0, description="intermediate images")
+    steps: int = Field(60, gt=0, description="optimizer steps (plain, then climbing)")
+    fmax: float = Field(0.1, gt=0, description="NEB force convergence, eV/Å")
+    relax_steps: int = Field(40, ge=0, description="end-state relaxation steps")
+    on_hops: bool = Field(True, description="also a NEB for each hop a walker saw")
+    max_hops: int = Field(2, ge=0, description="hop NEBs per iteration at most")
+
+
+class FewBodySettings(Settings):
+    enabled: bool = Field(False, description="dimer and trimer candidates")
+    points: int = Field(8, gt=1, description="distances per scan")
+    r_min: float = Field(0.7, gt=0, description="shortest distance / sum of covalent radii")
+    angles: list[Annotated[float, Field(gt=0, le=180)]] = Field(
+        [60.0, 90.0, 120.0, 180.0], description="trimer apex angles, degrees")
+    weight: float = Field(0.01, gt=0, description="their fit weights relative to fit.weights")
+    seed_dimers: bool = Field(True, description="label the dimer scans with the seeds")
+
+
+class ExplorationSettings(Settings):
+    every: int = Field(1, gt=0, description="iterations between protocol runs")
+    share: float = Field(0.5, ge=0, le=1,
+                         description="batch fraction reserved for protocol candidates")
+    relax: RelaxSettings = Field(default_factory=RelaxSettings)
+    strain: StrainSettings = Field(default_factory=StrainSettings)
+    neb: NEBSettings = Field(default_factory=NEBSettings)
+    fewbody: FewBodySettings = Field(default_factory=FewBodySettings)
+
+
 class StoppingSettings(Settings):
     max_iterations: int = Field(10, gt=0)
     max_reference_calls: int | None = Field(None, gt=0)
@@ -311,6 +382,7 @@ class CampaignConfig(Settings):
     fit: CampaignFit = Field(default_factory=CampaignFit)
     reference: ReferenceSettings
     md: MDSettings = Field(default_factory=MDSettings)
+    exploration: ExplorationSettings = Field(default_factory=ExplorationSettings)
     uncertainty: UncertaintySettings = Field(default_factory=UncertaintySettings)
     selection: SelectionSettings = Field(default_factory=SelectionSettings)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
@@ -348,6 +420,15 @@ class CampaignConfig(Settings):
             missing = [el for el in self.elements if el not in self.e0.values]
             if missing:
                 raise ValueError(f"@e0.values: missing {', '.join(missing)}")
+        fewbody = self.exploration.fewbody
+        types = self.fit.weights.config_types
+        if fewbody.enabled and FEWBODY_TYPE not in types:
+            w = self.fit.weights
+            types[FEWBODY_TYPE] = ConfigTypeWeights(energy=w.energy * fewbody.weight,
+                                                    forces=w.forces * fewbody.weight,
+                                                    virial=w.virial * fewbody.weight)
+        if not any("md" in s.protocols() for s in self.structures):
+            raise ValueError("@structures: no structure explores with md (the walkers)")
         init = self.initial_data
         if init.seeds_per_structure == 0 and not (init.store or init.xyz):
             raise ValueError("@initial_data: no initial data (seeds_per_structure is 0 and "

@@ -150,6 +150,7 @@ class WorkerContext:
     uncertainty: dict
     threads: int
     keep_rows: bool = False
+    exploration: Any = None
     _model: Any = None
     _md_model: Any = None
     _version: int | None = None
@@ -173,16 +174,22 @@ class WorkerContext:
 
 
 def _walk(ctx: WorkerContext, bundle, jobs: Sequence[tuple]) -> list:
+    """MD segments ``(WalkerState, T, seed)`` and protocol runs ``(ExploreJob, T, seed)``."""
+    from aceal.loop.explore import ExploreJob, run_protocol
     from aceal.loop.walker import run_segment
 
     model = ctx.model(bundle)
     md_model = ctx.md_model(bundle)
     out = []
-    for state, temperature, seed in jobs:
+    for task, temperature, seed in jobs:
         rng = np.random.default_rng(seed)
-        out.append(run_segment(state, model, ctx.tables, bundle, ctx.md, ctx.uncertainty,
-                               temperature, rng, num_threads=ctx.threads,
-                               keep_rows=ctx.keep_rows, md_model=md_model))
+        kw = {"num_threads": ctx.threads, "keep_rows": ctx.keep_rows, "md_model": md_model}
+        if isinstance(task, ExploreJob):
+            out.append(run_protocol(task, model, ctx.tables, bundle, ctx.exploration,
+                                    ctx.md.min_distance, rng, **kw))
+        else:
+            out.append(run_segment(task, model, ctx.tables, bundle, ctx.md, ctx.uncertainty,
+                                   temperature, rng, **kw))
     return out
 
 
@@ -243,7 +250,8 @@ class Engine:
         return out
 
     def walk(self, bundle, jobs: Sequence[tuple], phase: str = "MD") -> list:
-        """Run ``jobs`` = [(WalkerState, temperature K, seed)] on the walker ranks.
+        """Run ``jobs`` = [(WalkerState or ExploreJob, temperature K, seed)] on the walker
+        ranks.
 
         Returns the :class:`~aceal.loop.walker.SegmentResult` of every job, in order.
         """

@@ -41,14 +41,14 @@ def unit_noise_rows(atoms: Atoms, design, weights, beta: float) -> np.ndarray:
 def select_candidates(candidates: Sequence[Candidate], n: int, method: str,
                       training_means: np.ndarray | None, rare_event_priority: bool = True,
                       priority_share: float = 0.5, posterior=None,
-                      weights=None) -> tuple[list[int], list[str]]:
+                      weights=None, protocol_share: float = 0.0) -> tuple[list[int], list[str]]:
     """Choose at most ``n`` candidates to label.
 
     Parameters
     ----------
     candidates
-        Walker candidates (with their per-atom descriptors; with their design rows for
-        ``information``).
+        Walker and protocol candidates (with their per-atom descriptors; with their design
+        rows for ``information``).
     n
         Batch size (reference calls this iteration).
     method
@@ -64,6 +64,10 @@ def select_candidates(candidates: Sequence[Candidate], n: int, method: str,
     posterior, weights
         ``information`` only: the current :class:`aceal.fit.solvers.Posterior` and the
         fit's :class:`aceal.fit.Weights`.
+    protocol_share
+        This fraction of the batch (rounded up) is reserved for the exploration protocols'
+        candidates (``walker == -1``), the best of them by ``method``; the rest of the
+        batch is filled from all candidates.
 
     Returns
     -------
@@ -74,10 +78,6 @@ def select_candidates(candidates: Sequence[Candidate], n: int, method: str,
 
     if n <= 0 or not candidates:
         return [], []
-    priority: list[int] = []
-    if rare_event_priority:
-        for kind in ("rare_event", "blowup"):
-            priority += [i for i, c in enumerate(candidates) if c.reason == kind]
     if len(candidates) <= n:
         return list(range(len(candidates))), ["all candidates fit in the batch"] * len(candidates)
     training = None
@@ -92,17 +92,27 @@ def select_candidates(candidates: Sequence[Candidate], n: int, method: str,
         extra = {"rows": [unit_noise_rows(c.atoms, c.rows, weights, posterior.beta)
                           for c in candidates],
                  "factor": posterior.factor()}
-    n_pri = min(len(priority), int(np.ceil(priority_share * n)))
-    if n_pri == 0:
-        priority = []
-    elif n_pri < len(priority):
-        # more rare-event/blow-up frames than their share: the best of them by `method`
-        sub_extra = {k: v for k, v in extra.items() if k != "rows"}
+
+    def best(subset: list[int], k: int) -> list[int]:
+        """The best ``k`` of ``subset`` by ``method`` (all of them if there are <= k)."""
+        if k <= 0:
+            return []
+        if len(subset) <= k:
+            return subset
+        sub_extra = {key: v for key, v in extra.items() if key != "rows"}
         if "rows" in extra:
-            sub_extra["rows"] = [extra["rows"][i] for i in priority]
-        sub = select_batch([descriptors[i] for i in priority], n_pri, method=method,
+            sub_extra["rows"] = [extra["rows"][i] for i in subset]
+        sub = select_batch([descriptors[i] for i in subset], k, method=method,
                            training=training, **sub_extra)
-        priority = [priority[i] for i in sub.indices]
+        return [subset[i] for i in sub.indices]
+
+    priority: list[int] = []
+    if rare_event_priority:
+        urgent = [i for kind in ("rare_event", "blowup")
+                  for i, c in enumerate(candidates) if c.reason == kind]
+        priority = best(urgent, int(np.ceil(priority_share * n)))
+    protocol = [i for i, c in enumerate(candidates) if c.walker < 0 and i not in priority]
+    priority += best(protocol, min(int(np.ceil(protocol_share * n)), n - len(priority)))
     sel = select_batch(descriptors, n, method=method, training=training, priority=priority,
                        **extra)
     reasons = [f"priority ({candidates[i].reason})" if i in priority else r

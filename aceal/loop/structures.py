@@ -87,8 +87,11 @@ def build_structure(spec: StructureSettings, rng: np.random.Generator,
         if spec.vacancies >= len(atoms):
             raise AcealInputError(f"{where}.vacancies: {spec['vacancies']} vacancies in a cell "
                                   f"of {len(atoms)} atoms")
-        remove = rng.choice(len(atoms), size=spec.vacancies, replace=False)
-        del atoms[sorted(int(i) for i in remove)]
+        remove = sorted(int(i) for i in rng.choice(len(atoms), size=spec.vacancies,
+                                                   replace=False))
+        sites = atoms.get_scaled_positions()[remove]
+        del atoms[remove]
+        atoms.info["vacancy_sites"] = sites.tolist()   # fractional (strain-invariant)
     for _ in range(spec.interstitials):
         if not atoms.pbc.all():
             raise AcealInputError(f"{where}.interstitials: only for periodic bulk cells")

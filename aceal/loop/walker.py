@@ -30,7 +30,7 @@ from aceal.loop.config import MDSettings, UncertaintySettings
 from aceal.loop.structures import min_distance
 
 __all__ = ["WalkerState", "Candidate", "SegmentResult", "ModelBundle", "run_segment",
-           "new_walker", "signal_thresholds", "mean_model"]
+           "new_walker", "signal_thresholds", "mean_model", "FrameSignals", "signal_values"]
 
 
 @dataclass
@@ -123,6 +123,8 @@ class SegmentResult:
     steps: int = 0
     events: int = 0
     discarded: int = 0  # raw rare-event signals (of the watched kinds) that did not persist
+    #: ``(before, after)`` frames of the first hop of the segment (the NEB protocol's ends)
+    hops: list[tuple[Atoms, Atoms]] = field(default_factory=list)
 
 
 _NAN = float("nan")
@@ -161,7 +163,7 @@ def signal_thresholds(unc: UncertaintySettings) -> dict[str, tuple[float, float]
     return {k: (float(v[0]), float(v[1])) for k, v in pairs.items() if v is not None}
 
 
-class _Signals:
+class FrameSignals:
     """Per-frame uncertainty signals of a sampled frame.
 
     The committee spreads come from one committee evaluation of the frame
@@ -211,6 +213,14 @@ class _Signals:
         from aceal.descriptors import design_rows
 
         return design_rows(self.tables, [atoms], num_threads=self.threads)[0]
+
+
+def signal_values(sig: dict) -> dict[str, float]:
+    """The per-frame summary of :class:`FrameSignals`: ``force_std_max`` (eV/Å),
+    ``energy_std`` (eV/atom), ``gamma_max``."""
+    return {"force_std_max": float(np.max(sig["force_std"])) if "force_std" in sig else _NAN,
+            "energy_std": float(sig["energy_std"]),
+            "gamma_max": float(np.max(sig["gamma"]))}
 
 
 def _dynamics(atoms: Atoms, md: MDSettings, temperature: float, rng: np.random.Generator):
@@ -286,7 +296,7 @@ def run_segment(state: WalkerState, model, tables, bundle: ModelBundle, md: MDSe
 
     thresholds = signal_thresholds(unc)
     collect_thr = {k: (lo, np.inf) for k, (lo, hi) in thresholds.items()}
-    signals_fn = _Signals(tables, bundle, model, list(model.elements), num_threads)
+    signals_fn = FrameSignals(tables, bundle, model, list(model.elements), num_threads)
     if md_model is None:
         md_model = mean_model(model)
     atoms = state.atoms.copy()
@@ -304,6 +314,8 @@ def run_segment(state: WalkerState, model, tables, bundle: ModelBundle, md: MDSe
     pos_sum = np.zeros_like(start_pos)
     n_pos = 0
     recent: list[Candidate] = []       # last sane sampled frames (blow-up candidates)
+    history = [Atoms(state.atoms.numbers, positions=state.atoms.positions,   # the last
+                     cell=state.atoms.cell, pbc=state.atoms.pbc)]      # sampled frames
     n_samples = md.steps_per_segment // md.sample_interval
     t0 = state.md_time
     step = 0
@@ -325,10 +337,7 @@ def run_segment(state: WalkerState, model, tables, bundle: ModelBundle, md: MDSe
         pos_sum += start_pos + _mic(atoms.positions - start_pos, atoms)
         n_pos += 1
         sig, desc = signals_fn(snap)
-        values = {"force_std_max": float(np.max(sig["force_std"])) if "force_std" in sig
-                  else _NAN,
-                  "energy_std": float(sig["energy_std"]),
-                  "gamma_max": float(np.max(sig["gamma"]))}
+        values = signal_values(sig)
         t = t0 + step * md.timestep
         result.trace.append((t, values["force_std_max"], values["gamma_max"],
                              values["energy_std"]))
@@ -337,8 +346,13 @@ def run_segment(state: WalkerState, model, tables, bundle: ModelBundle, md: MDSe
         verdict = threshold_select(used, collect_thr)
         events = []
         if monitor is not None:
-            events = [e for e in monitor(step) if e.kind in rare.kinds]
+            raw = monitor(step)
+            events = [e for e in raw if e.kind in rare.kinds]
             result.events += len(events)
+            if not result.hops and any(e.kind == "hop" for e in raw):
+                result.hops.append((history[0], snap))   # before the change began
+        history.append(snap)
+        history = history[-(rare.persistence + 1):]
         cand = Candidate(snap, "uncertainty", values, desc, state.walker_id, step, t,
                          verdict.reasons[0])
         if stop.status[0] != "skip":
