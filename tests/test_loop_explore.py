@@ -57,6 +57,17 @@ def _structure(**kw):
     return spec, build_structure(spec, np.random.default_rng(3))
 
 
+def _energies(setup, candidates) -> list[float]:
+    """Model energies (eV) of candidate frames."""
+    calc = ACECalculator(setup[2])
+    out = []
+    for c in candidates:
+        a = c.atoms.copy()
+        a.calc = calc
+        out.append(a.get_potential_energy())
+    return out
+
+
 def _run(setup, protocol, atoms, settings=None, keep_rows=False, model=None):
     tables, bundle, good = setup
     return run_protocol(ExploreJob(protocol, 0, atoms), model or good, tables, bundle,
@@ -128,15 +139,10 @@ def test_relax_lowers_the_model_energy_and_ends_near_a_minimum(setup):
     settings = ExplorationSettings(relax={"steps": 200, "sample_every": 5, "fmax": 0.02})
     r = _run(setup, "relax", atoms, settings, keep_rows=True)
     assert r.blowup is None and len(r.candidates) >= 2
-    calc = ACECalculator(setup[2])
-    energies = []
-    for c in r.candidates:
-        a = c.atoms.copy()
-        a.calc = calc
-        energies.append(a.get_potential_energy())
+    energies = _energies(setup, r.candidates)
     assert energies[-1] < energies[0]
     a = r.candidates[-1].atoms.copy()
-    a.calc = calc
+    a.calc = ACECalculator(setup[2])
     assert np.abs(a.get_forces()).max() < 0.05
     assert r.candidates[0].rows is not None
 
@@ -155,12 +161,7 @@ def test_neb_images_carry_the_hopping_atom_over_a_barrier(setup):
     probe.append("Cu")
     probe.positions[-1] = site
     assert 0.2 * nn < probe.get_distance(k, len(probe) - 1, mic=True) < 0.8 * nn
-    calc = ACECalculator(setup[2])
-    e = []
-    for c in r.candidates:
-        a = c.atoms.copy()
-        a.calc = calc
-        e.append(a.get_potential_energy())
+    e = _energies(setup, r.candidates)
     assert e[1] > min(e[0], e[2]) - 1e-6      # the middle image is not below the others
 
 

@@ -104,13 +104,10 @@ def _relax(atoms: Atoms, calc, steps: int, fmax: float, cell: bool, frames: _Fra
     target = FrechetCellFilter(atoms) if cell and atoms.pbc.all() else atoms
     opt = FIRE(target, logfile=None)
     if frames is not None:
-        count = {"n": 0}
-
         def sample():
             _checked_forces(atoms)
-            if count["n"] % sample_every == 0 and count["n"]:
-                frames.add(atoms, f"{label} step {count['n']}")
-            count["n"] += 1
+            if opt.nsteps and opt.nsteps % sample_every == 0:
+                frames.add(atoms, f"{label} step {opt.nsteps}")
 
         opt.attach(sample, interval=1)
     opt.run(fmax=fmax, steps=steps)
