@@ -27,6 +27,7 @@ from aceal.loop.explore import (
     voigt_strains,
 )
 from aceal.loop.refit import Refitter
+from aceal.loop.state import load_state
 from aceal.loop.structures import build_structure, seed_configurations
 from tests.loop_helpers import ROOT, tiny_config
 
@@ -200,6 +201,15 @@ def test_fewbody_clusters_get_their_own_fit_weights(tmp_path):
     assert w.config_types["fewbody"].energy == 5.0 and w.config_types["fewbody"].forces is None
 
 
+def test_e0_auto_is_the_isolated_atom_with_fewbody_and_composition_without(tmp_path):
+    doc = tiny_config(tmp_path)
+    assert validate_campaign_config(doc, ROOT).e0.method == "composition"
+    doc["exploration"] = {"fewbody": {"enabled": True}}
+    assert validate_campaign_config(doc, ROOT).e0.method == "isolated"
+    doc["e0"] = {"method": "composition"}                     # the user's choice wins
+    assert validate_campaign_config(doc, ROOT).e0.method == "composition"
+
+
 def test_a_hop_a_walker_saw_gets_a_neb_between_its_ends(setup):
     _, atoms = _structure(vacancies=1)
     initial, final = atoms.copy(), atoms.copy()
@@ -234,9 +244,16 @@ def test_a_campaign_with_fewbody_labels_the_dimer_scan_with_its_seeds(tmp_path):
     with open_store(out / "train.zarr") as store:
         seeds = store[store.indices(source="seed")]
         dimers = [a for a in seeds if len(a) == 2]
-        assert len(dimers) == 5 and len(seeds) == 4 + 5
+        atom = [a for a in seeds if len(a) == 1]
+        assert len(dimers) == 5 and len(atom) == 1 and len(seeds) == 4 + 5 + 1
         assert all(a.info["config_type"] == "fewbody" and a.calc is not None
-                   and not a.pbc.any() for a in dimers)
+                   and not a.pbc.any() for a in dimers + atom)
         explored = store[store.indices(source="explore")]
+    # E0 is the reference's own isolated atom, so dimer energies are binding energies
+    isolated = atom[0].copy()
+    isolated.calc = EMT()
+    state = load_state(out)
+    assert state["e0"]["Cu"] == pytest.approx(isolated.get_potential_energy(), abs=1e-9)
+    assert state["e0"]["Cu"] == pytest.approx(atom[0].get_potential_energy(), abs=1e-9)
     assert explored and all(a.info["reason"] in ("strain", "relax", "neb", "fewbody")
                             for a in explored)

@@ -287,8 +287,25 @@ def test_select_batch_picks_new_structures_first(training, method):
 
 
 def test_select_batch_rejects_unknown_method(training):
-    with pytest.raises(AcealInputError):
-        select_batch([training[0]], 1, "random")
+    with pytest.raises(AcealInputError, match="unknown selection method"):
+        select_batch([training[0], training[1]], 1, "uniform")
+    with pytest.raises(AcealInputError, match="rng"):
+        select_batch([training[0], training[1]], 1, "random")
+
+
+def test_random_selection_is_uniform_seeded_and_keeps_priority():
+    candidates = [np.full((2, 3), float(i)) for i in range(10)]
+    first = select_batch(candidates, 4, "random", priority=[7],
+                         rng=np.random.default_rng(1)).indices
+    again = select_batch(candidates, 4, "random", priority=[7],
+                         rng=np.random.default_rng(1)).indices
+    assert first == again and first[0] == 7 and len(set(first)) == 4
+    counts = np.zeros(10)
+    rng = np.random.default_rng(2)
+    for _ in range(2000):
+        counts[select_batch(candidates, 3, "random", rng=rng).indices] += 1
+    # every candidate drawn with probability 3/10: 600 +- 3 sigma (sigma ~ 20.5)
+    assert np.all(np.abs(counts - 600) < 65)
 
 
 # --- generator -----------------------------------------------------------------------

@@ -39,7 +39,7 @@ from aceal.errors import AcealInputError
 from aceal.jsonable import to_jsonable
 from aceal.loop.config import CampaignConfig
 from aceal.loop.coordinator import Engine
-from aceal.loop.explore import exploration_jobs, fewbody_clusters
+from aceal.loop.explore import exploration_jobs, fewbody_clusters, isolated_atoms
 from aceal.loop.faults import crash_point
 from aceal.loop.log import CampaignLog, Progress
 from aceal.loop.refit import Refitter
@@ -217,6 +217,15 @@ class Campaign:
             self.store.append(images, source="import", reason="import", iteration=0,
                               require=("energy",))
         return len(images)
+
+    def _missing_isolated_atoms(self) -> list[Atoms]:
+        """Single atoms to label for ``e0.method: isolated``: the elements without a
+        single-atom configuration in the imported data."""
+        idx = self.store.indices(source="import")
+        have = {a.get_chemical_symbols()[0] for a in (self.store[idx] if len(idx) else [])
+                if len(a) == 1}
+        return [a for a in isolated_atoms(list(self.basis.elements), self.basis.r_cut)
+                if a.get_chemical_symbols()[0] not in have]
 
     def _e0(self) -> dict[str, float]:
         """E0 from the initial data by the ``aceal fit`` rule of ``e0.method``."""
@@ -440,6 +449,8 @@ class Campaign:
                 seeds += [a for a, _ in fewbody_clusters(
                     list(self.basis.elements), fewbody, self.basis.r_cut,
                     np.random.default_rng([self.cfg.seed, 3])) if len(a) == 2]
+            if self.cfg.e0.method == "isolated":
+                seeds += self._missing_isolated_atoms()
             self.state["pending"] = [
                 {"atoms": a, "hash": config_hash(a), "source": "seed", "reason": "seed",
                  "rank": 0, "selection": {}} for a in seeds]
@@ -553,7 +564,9 @@ class Campaign:
                                             self.refit.config_means,
                                             self.cfg.selection.rare_event_priority,
                                             self.cfg.selection.priority_share,
-                                            protocol_share=self.cfg.exploration.share, **info)
+                                            protocol_share=self.cfg.exploration.share,
+                                            rng=np.random.default_rng(
+                                                [self.cfg.seed, it, 5]), **info)
             timings["selection"] = time.perf_counter() - t0
             pending = []
             for i, w in zip(chosen, why, strict=True):

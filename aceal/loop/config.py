@@ -189,9 +189,10 @@ class CampaignE0(E0Settings):
     """``e0`` as in ``aceal fit``, computed once from the initial data and then fixed; the
     joint fit (``method: fit``) needs E0 free in every refit and is not offered."""
 
-    method: Literal["composition", "given", "isolated"] = Field(
-        "composition", description="least squares against composition, given, or isolated "
-                                   "atoms in the initial data (as in aceal fit)")
+    method: Literal["auto", "composition", "given", "isolated"] = Field(
+        "auto", description="least squares against composition, given, or isolated atoms "
+                            "(as in aceal fit; labelled with the seeds unless imported); "
+                            "auto: isolated with few-body exploration, else composition")
 
 
 class CampaignFit(Settings):
@@ -285,7 +286,7 @@ class UncertaintySettings(Settings):
 
 
 class SelectionSettings(Settings):
-    method: Literal["fps", "d-optimal", "entropy", "information"] = "fps"
+    method: Literal["fps", "d-optimal", "entropy", "information", "random"] = "fps"
     batch_size: int = Field(8, gt=0, description="configurations labelled per iteration")
     rare_event_priority: bool = Field(True, description="rare-event candidates first")
     priority_share: float = Field(0.5, ge=0, le=1, description="at most this batch fraction")
@@ -421,6 +422,8 @@ class CampaignConfig(Settings):
             if missing:
                 raise ValueError(f"@e0.values: missing {', '.join(missing)}")
         fewbody = self.exploration.fewbody
+        if self.e0.method == "auto":     # dimer energies mean nothing without the atom's
+            self.e0.method = "isolated" if fewbody.enabled else "composition"
         types = self.fit.weights.config_types
         if fewbody.enabled and FEWBODY_TYPE not in types:
             w = self.fit.weights

@@ -233,6 +233,18 @@ def fewbody_clusters(elements: list[str], s, r_cut: np.ndarray,
     return out
 
 
+def isolated_atoms(elements: list[str], r_cut: np.ndarray) -> list[Atoms]:
+    """One atom of each element alone in the few-body vacuum box (``config_type: fewbody``),
+    whose reference energies are E0 for ``e0.method: isolated``."""
+    box = 2.0 * float(np.max(r_cut)) + 10.0
+    out = []
+    for el in elements:
+        a = Atoms([el], positions=[[0.5 * box] * 3], cell=[box] * 3, pbc=False)
+        a.info["config_type"] = FEWBODY_TYPE
+        out.append(a)
+    return out
+
+
 _PROTOCOLS = {"relax": _relax_protocol, "strain": _strain_protocol, "neb": _neb_protocol}
 
 

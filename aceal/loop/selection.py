@@ -3,8 +3,9 @@
 Wraps :func:`aceal.uncertainty.select_batch`: rare-event and blow-up candidates are taken
 first (``priority``, when ``rare_event_priority`` is on), the rest of the batch is the
 most informative (``information``: expected information gain under the current
-posterior) or most diverse (``fps``, ``d-optimal`` or ``entropy`` over the per-atom basis
-values relative to the training set) of the remaining candidates.
+posterior), most diverse (``fps``, ``d-optimal`` or ``entropy`` over the per-atom basis
+values relative to the training set) or uniformly random (``random``, the baseline) of
+the remaining candidates.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def unit_noise_rows(atoms: Atoms, design, weights, beta: float) -> np.ndarray:
 def select_candidates(candidates: Sequence[Candidate], n: int, method: str,
                       training_means: np.ndarray | None, rare_event_priority: bool = True,
                       priority_share: float = 0.5, posterior=None,
-                      weights=None, protocol_share: float = 0.0) -> tuple[list[int], list[str]]:
+                      weights=None, protocol_share: float = 0.0,
+                      rng: np.random.Generator | None = None) -> tuple[list[int], list[str]]:
     """Choose at most ``n`` candidates to label.
 
     Parameters
@@ -52,8 +54,8 @@ def select_candidates(candidates: Sequence[Candidate], n: int, method: str,
     n
         Batch size (reference calls this iteration).
     method
-        ``"information"``, ``"fps"``, ``"d-optimal"`` or ``"entropy"`` (see
-        :mod:`aceal.uncertainty.selection`).
+        ``"information"``, ``"fps"``, ``"d-optimal"``, ``"entropy"`` or ``"random"``
+        (see :mod:`aceal.uncertainty.selection`).
     training_means
         ``(n_train, M)`` mean descriptor of each training configuration, or ``None``.
     rare_event_priority
@@ -68,6 +70,8 @@ def select_candidates(candidates: Sequence[Candidate], n: int, method: str,
         This fraction of the batch (rounded up) is reserved for the exploration protocols'
         candidates (``walker == -1``), the best of them by ``method``; the rest of the
         batch is filled from all candidates.
+    rng
+        ``random`` only: the generator of the draws.
 
     Returns
     -------
@@ -103,7 +107,7 @@ def select_candidates(candidates: Sequence[Candidate], n: int, method: str,
         if "rows" in extra:
             sub_extra["rows"] = [extra["rows"][i] for i in subset]
         sub = select_batch([descriptors[i] for i in subset], k, method=method,
-                           training=training, **sub_extra)
+                           training=training, rng=rng, **sub_extra)
         return [subset[i] for i in sub.indices]
 
     priority: list[int] = []
@@ -114,7 +118,7 @@ def select_candidates(candidates: Sequence[Candidate], n: int, method: str,
     protocol = [i for i, c in enumerate(candidates) if c.walker < 0 and i not in priority]
     priority += best(protocol, min(int(np.ceil(protocol_share * n)), n - len(priority)))
     sel = select_batch(descriptors, n, method=method, training=training, priority=priority,
-                       **extra)
+                       rng=rng, **extra)
     reasons = [f"priority ({candidates[i].reason})" if i in priority else r
                for i, r in zip(sel.indices, sel.reasons, strict=True)]
     return list(sel.indices), reasons

@@ -27,6 +27,9 @@ Two steps, as in pacemaker and DP-GEN:
      descriptor space.  ``X_c Sigma X_c^T`` is the committee's force covariance, so this
      is batch-mode "largest predicted variance" without redundant picks.
 
+   * ``"random"``: uniformly at random (needs ``rng``): the baseline that shows what
+     the criteria above buy.
+
    Candidates listed in ``priority`` (e.g. snapshots with rare events) are taken first.
 """
 
@@ -424,6 +427,7 @@ def select_batch(
     min_distance: float = 1e-3,
     rows: Sequence[np.ndarray] | None = None,
     factor: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
 ) -> BatchSelection:
     """Pick ``n`` diverse candidates to label.
 
@@ -434,7 +438,7 @@ def select_batch(
         per candidate).
     n : int
         Batch size.
-    method : {"fps", "d-optimal", "entropy", "information"}
+    method : {"fps", "d-optimal", "entropy", "information", "random"}
         Diversity criterion (see module docstring).
     training : ndarray (n_train_atoms, n_features) or sequence of such blocks, optional
         Per-atom descriptors of the training set, so that the batch avoids what is known.
@@ -455,6 +459,8 @@ def select_batch(
         and the posterior factor ``L`` (``Sigma = L L^T``), see
         :func:`greedy_information_gain`.  ``training`` is not used: the posterior already
         holds the training set.
+    rng : numpy Generator
+        ``"random"`` only (required there).
 
     Returns
     -------
@@ -486,6 +492,13 @@ def select_batch(
     remaining = n - len(chosen)
     if remaining <= 0:
         return BatchSelection(indices, reasons, method, values)
+    if method == "random":
+        if rng is None:
+            raise AcealInputError("selection method 'random' needs a random generator (rng)")
+        rest = [i for i in range(len(blocks)) if i not in chosen]
+        picks = sorted(int(i) for i in rng.choice(rest, size=remaining, replace=False))
+        return BatchSelection(indices + picks, reasons + ["uniformly random"] * remaining,
+                              method, values + [float("nan")] * remaining)
 
     scale = np.ones(d)
     if standardize and method in ("fps", "d-optimal"):
@@ -546,7 +559,7 @@ def select_batch(
             values.append(g)
     else:
         raise AcealInputError(
-            f"unknown selection method {method!r}; use 'fps', 'd-optimal', 'entropy' or "
-            "'information'"
+            f"unknown selection method {method!r}; use 'fps', 'd-optimal', 'entropy', "
+            "'information' or 'random'"
         )
     return BatchSelection(indices, reasons, method, values)
