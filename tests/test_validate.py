@@ -431,6 +431,24 @@ def test_committee_spread_is_each_members_property_by_the_same_protocol(tmp_path
     assert json.loads((tmp_path / "report.json").read_text())["rows"][0]["committee_std"] > 0
 
 
+def test_dimer_minimum_gets_the_committee_spread(mishin):
+    """LJ members: a dimer's r_min is 2^(1/6) sigma, so the spread of r_min is the
+    spread of 2^(1/6) sigma over the members, and E_min's mean that of -epsilon."""
+    from ase.calculators.lj import LennardJones
+
+    sig, eps = (2.26, 2.30, 2.34), (0.35, 0.40, 0.45)
+    members = [LennardJones(sigma=s, epsilon=e, rc=8.0) for s, e in zip(sig, eps, strict=True)]
+    res = run_validation(mishin, EMT(), ["Cu"], suites=("fewbody",),
+                         settings={"fewbody_points": 60}, committee=members)
+    rows = {r["property"]: r for r in res["rows"]}
+    r_min = 2 ** (1 / 6) * np.array(sig)
+    assert rows["dimer r_min"]["committee_std"] == pytest.approx(np.std(r_min, ddof=1),
+                                                                 rel=1e-3)
+    # ASE's LJ is shifted to zero at rc: E_min = -epsilon (1 - 4 (sigma/rc)^6) ~ -0.998 eps
+    assert rows["dimer E_min"]["committee_mean"] == pytest.approx(-np.mean(eps), rel=5e-3)
+    assert "committee_std" not in rows["dimer curve RMSE (E_ref<2 eV)"]
+
+
 def test_committee_models_reproduce_the_committee_energies():
     from aceal import ACEBasis, ACEModel
     from aceal.calculator import ACECalculator

@@ -24,6 +24,7 @@ from aceal.validate.crystal import (
 )
 
 __all__ = [
+    "climbing_image_neb",
     "vacancy_formation",
     "vacancy_migration",
     "interstitial_formation",
@@ -108,6 +109,34 @@ def _hop_endpoints(element, structure, a0, size):
     return initial, final, k
 
 
+def climbing_image_neb(initial: Atoms, final: Atoms, calc: Calculator, n_images: int = 3,
+                       fmax: float = 0.05, steps: int = 300) -> tuple[list[Atoms], bool]:
+    """Climbing-image NEB between two relaxed end points (``ase.mep.NEB``, improved
+    tangent).
+
+    ``n_images`` intermediate images are interpolated (minimum image), relaxed as a plain
+    NEB to ``max(4 fmax, 0.2)`` eV/Å, then with the climbing image to ``fmax`` eV/Å:
+    LBFGS, which needs far fewer force calls than FIRE here, and FIRE if it stalls.
+
+    Returns
+    -------
+    (images, converged)
+        All images, end points included (``initial`` and ``final`` themselves), with
+        ``calc`` attached.
+    """
+    images = [initial] + [initial.copy() for _ in range(n_images)] + [final]
+    neb = NEB(images, climb=False, method="improvedtangent", allow_shared_calculator=True)
+    neb.interpolate(mic=True)
+    for im in images:
+        im.calc = calc
+    LBFGS(neb, logfile=None).run(fmax=max(4 * fmax, 0.2), steps=steps)
+    neb.climb = True
+    converged = bool(LBFGS(neb, logfile=None).run(fmax=fmax, steps=steps))
+    if not converged:
+        converged = bool(FIRE(neb, logfile=None).run(fmax=fmax, steps=steps))
+    return images, converged
+
+
 def vacancy_migration(
     element: str,
     calc: Calculator,
@@ -148,18 +177,7 @@ def vacancy_migration(
     initial, final, hopper = _hop_endpoints(element, structure, a0, size)
     relax_positions(initial, calc, fmax=fmax / 5)
     relax_positions(final, calc, fmax=fmax / 5)
-    images = [initial] + [initial.copy() for _ in range(n_images)] + [final]
-    neb = NEB(images, climb=False, method="improvedtangent", allow_shared_calculator=True)
-    neb.interpolate(mic=True)
-    for im in images:
-        im.calc = calc
-    # plain NEB to a loose tolerance first, then switch on the climbing image;
-    # LBFGS needs far fewer force calls than FIRE here, FIRE finishes if it stalls
-    LBFGS(neb, logfile=None).run(fmax=max(4 * fmax, 0.2), steps=steps)
-    neb.climb = True
-    converged = bool(LBFGS(neb, logfile=None).run(fmax=fmax, steps=steps))
-    if not converged:
-        converged = bool(FIRE(neb, logfile=None).run(fmax=fmax, steps=steps))
+    images, converged = climbing_image_neb(initial, final, calc, n_images, fmax, steps)
     energies = np.array([float(im.get_potential_energy()) for im in images])
     rel = energies - energies[0]
     out = {

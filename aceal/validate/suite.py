@@ -148,7 +148,8 @@ def run_validation(
     committee
         Calculators of the model's committee members (e.g.
         :meth:`aceal.model.ACEModel.committee_models`): every ``bulk`` and ``defects``
-        property is also computed with each member by the same protocol, and its row
+        property and each dimer's minimum (``fewbody``) is also computed with each
+        member by the same protocol, and its row
         gets ``committee_std``, ``committee_mean`` and ``within_2sigma``; ``meta``
         gets the ``calibration`` (fraction of those properties within 2 sigma).
 
@@ -252,8 +253,12 @@ def run_validation(
             )
             for key in ref["dimers"]:
                 dr, dm = ref["dimers"][key], mod["dimers"][key]
-                col.pair(suite, key, "dimer r_min", "Å", dr, dm, "r_min_A")
-                col.pair(suite, key, "dimer E_min", "eV", dr, dm, "e_min_eV")
+                grid = np.asarray(dr["r_A"])
+                dims = {"reference": dr, "model": dm, **{
+                    f"member{k}": fewbody.dimer_curve(*key.split("-"), c, grid)
+                    for k, c in enumerate(committee)}}
+                col.roles(suite, key, "dimer r_min", "Å", dims, "r_min_A")
+                col.roles(suite, key, "dimer E_min", "eV", dims, "e_min_eV")
                 col.add(suite, key, "dimer curve RMSE (E_ref<2 eV)", "eV", 0.0, _curve_rmse(dr, dm))
             for key in ref["trimers"]:
                 tr, tm = ref["trimers"][key], mod["trimers"][key]
