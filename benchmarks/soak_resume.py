@@ -49,8 +49,10 @@ CONFIG = {
     "uncertainty": {"force_std": [0.0, 2.0], "gamma": [1.5, 50.0],
                     "rare_events": {"kinds": ["hop"]}},
     "selection": {"batch_size": 4},
+    # few-body on: dimer and isolated-atom seeds (e0 auto -> isolated), cluster candidates
+    "exploration": {"fewbody": {"enabled": True, "points": 4, "angles": [90.0]}},
     "validation": {"frames": 8, "steps_between": 20, "temperature": 1000},
-    "stopping": {"max_iterations": 40},
+    "stopping": {"max_iterations": 12},
     "output": {"directory": "out", "plots": False, "progress": False},
 }
 
