@@ -153,7 +153,9 @@ def test_a_rank_that_never_answers_stops_the_campaign_with_status_3(tmp_path, hu
     assert lines == [f"aceal-loop: error: {phase} (parallel.timeout); the campaign "
                      "stopped, run the same command again to resume"], r.stderr
     # the reference mended, the same command resumes and finishes
+    # (and the resumed run's MD gets the generous default timeouts back)
     cfg["reference"] = {"calculator": "EMT", "timeout": 20}
+    del cfg["parallel"]
     write_config(path, cfg)
     r = _run(path)
     assert r.returncode == 0, r.stderr[-3000:]
