@@ -590,6 +590,10 @@ def main(argv=None) -> dict:
             s.update(labelled_calls=len(pick), total_reference_calls=aimd_calls)
             scores[b] = s
         per_seed["aimd"].append(scores)
+    # the basis's floor: the same fit to every frame of the pool (what more data of the
+    # held-out distribution alone can buy with this basis and cutoff)
+    full_pool = scorer(fitter.fit(list(enumerate(pool)), 0))
+    full_pool["labelled_calls"] = len(pool)
     timing["aimd_fit_and_score_s"] = round(time.perf_counter() - t0, 1)
 
     curves = {arm: mean_curve(per_seed[arm], budgets) for arm in ARMS}
@@ -647,7 +651,8 @@ def main(argv=None) -> dict:
         "aimd": {"md_steps_per_structure_and_temperature": per_run, "burn_in": burn,
                  "temperatures_K": temps, "pool_frames": len(pool),
                  "total_reference_calls": aimd_calls,
-                 "campaign_walker_md_steps": walker_steps, "draws": n_draws},
+                 "campaign_walker_md_steps": walker_steps, "draws": n_draws,
+                 "full_pool": full_pool},
         "runs": runs,
         "curves": curves,
         "per_seed": per_seed,

@@ -108,5 +108,8 @@ def test_bench_al_quick(tmp_path, capsys):
         assert row["labelled_calls"] <= 24 and (arm != "aimd" or row["labelled_calls"] == 24)
     assert res["heldout"]["saddle_paths"][0]["kind"] == "vacancy"
     assert res["aimd"]["total_reference_calls"] > res["curves"]["aimd"]["24"]["labelled_calls"]
+    floor = res["aimd"]["full_pool"]   # the basis fitted to every AIMD frame
+    assert floor["labelled_calls"] == res["aimd"]["pool_frames"] > 24
+    assert 0 < floor["thermal_forces_mae"] < res["curves"]["aimd"]["24"]["thermal_forces_mae"]
     for m in (*bench.RARE_METRICS, *bench.PROPERTY_METRICS):
         assert m in res["targets"]["reach"]
