@@ -37,6 +37,11 @@ Each model is scored on
    (``property_rel_error_mean``, E0 left out), and the vacancy formation and migration
    energy errors in eV.
 
+``aimd.full_pool`` scores the same fit to every frame of the AIMD pool: the floor of
+what more data of the thermal distribution buys with this basis; ``--floor-basis JSON``
+adds that floor for other basis sections (e.g. ``'{"r_cut": 7.5}'``), to tell a data
+shortage from a basis too small or a cutoff too short.
+
 ``calls_to_reach`` gives, per metric, the labelled calls at which the campaign and the
 random-selection arm first reach the AIMD route's final value (means over seeds), and
 ``targets`` checks the issue's criteria.  The campaign's total reference calls include
@@ -462,6 +467,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--quick", action="store_true", help="CI smoke test: tiny, numbers meaningless")
     ap.add_argument("--plot", default=None, help="PNG path (default bench_al-<config>.png)")
     ap.add_argument("--out", default=None, help="keep the campaigns under this directory")
+    ap.add_argument("--floor-basis", action="append", default=[], metavar="JSON",
+                    help='also fit every AIMD frame with the basis section updated by '
+                         'this JSON object, e.g. \'{"r_cut": 7.5}\' (repeatable)')
     args = ap.parse_args(argv)
 
     from aceal.descriptors import DesignTables
@@ -593,7 +601,17 @@ def main(argv=None) -> dict:
     # the basis's floor: the same fit to every frame of the pool (what more data of the
     # held-out distribution alone can buy with this basis and cutoff)
     full_pool = scorer(fitter.fit(list(enumerate(pool)), 0))
-    full_pool["labelled_calls"] = len(pool)
+    full_pool.update(labelled_calls=len(pool), basis_functions=len(basis))
+    floors = []
+    for k, text in enumerate(args.floor_basis):
+        override = json.loads(text)
+        other, _ = build_basis({**cfg0.basis, **override}, cfg0.elements, structures)
+        f = FrameFitter(other, DesignTables(other), cfg0.fit, e0, root / f"aimd-fit-{k}")
+        score = scorer(f.fit(list(enumerate(pool)), 0))
+        score.update(basis_update=override, labelled_calls=len(pool),
+                     basis_functions=len(other))
+        floors.append(score)
+        _say(f"floor with basis {override}: {len(other)} functions")
     timing["aimd_fit_and_score_s"] = round(time.perf_counter() - t0, 1)
 
     curves = {arm: mean_curve(per_seed[arm], budgets) for arm in ARMS}
@@ -652,7 +670,7 @@ def main(argv=None) -> dict:
                  "temperatures_K": temps, "pool_frames": len(pool),
                  "total_reference_calls": aimd_calls,
                  "campaign_walker_md_steps": walker_steps, "draws": n_draws,
-                 "full_pool": full_pool},
+                 "full_pool": full_pool, "full_pool_other_bases": floors},
         "runs": runs,
         "curves": curves,
         "per_seed": per_seed,

@@ -93,7 +93,8 @@ def test_bench_al_quick(tmp_path, capsys):
     bench = _load_bench()
     png = tmp_path / "bench.png"
     bench.main(["--config", str(ROOT / "configs" / "cu-vacancy-eam.yaml"), "--quick",
-                "--plot", str(png), "--out", str(tmp_path / "runs")])
+                "--plot", str(png), "--out", str(tmp_path / "runs"),
+                "--floor-basis", '{"r_cut": 4.5}'])
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.strip()]
     assert len(lines) == 1
     res = json.loads(lines[0])
@@ -111,5 +112,8 @@ def test_bench_al_quick(tmp_path, capsys):
     floor = res["aimd"]["full_pool"]   # the basis fitted to every AIMD frame
     assert floor["labelled_calls"] == res["aimd"]["pool_frames"] > 24
     assert 0 < floor["thermal_forces_mae"] < res["curves"]["aimd"]["24"]["thermal_forces_mae"]
+    other, = res["aimd"]["full_pool_other_bases"]
+    assert other["basis_update"] == {"r_cut": 4.5} and other["basis_functions"] > 0
+    assert math.isfinite(other["thermal_forces_mae"]) and other["thermal_forces_mae"] > 0
     for m in (*bench.RARE_METRICS, *bench.PROPERTY_METRICS):
         assert m in res["targets"]["reach"]
