@@ -167,3 +167,37 @@ def test_protocol_share_reserves_slots_for_the_best_protocol_frames():
                                  protocol_share=0.5)
     assert idx[0] == 5 and why[0] == "priority (relax)"   # the informative protocol frame
     assert idx[1] in range(4)
+
+
+def test_protocol_slots_go_round_the_protocols():
+    from aceal.loop.selection import protocol_slots
+
+    assert protocol_slots({"fewbody": 20, "neb": 3, "relax": 5, "strain": 9}, 4) == {
+        "fewbody": 1, "neb": 1, "relax": 1, "strain": 1}
+    # a protocol short of candidates passes its turn; the rest go round again
+    assert protocol_slots({"fewbody": 20, "neb": 1}, 5) == {"fewbody": 4, "neb": 1}
+    # uneven slots: the rotation decides who gets the extra one, every protocol in turn
+    got = [protocol_slots({"a": 9, "b": 9, "c": 9}, 2, rotation=r) for r in range(3)]
+    assert got == [{"a": 1, "b": 1}, {"b": 1, "c": 1}, {"c": 1, "a": 1}]
+    assert protocol_slots({"a": 2, "b": 0}, 9) == {"a": 2}
+    assert protocol_slots({}, 3) == {} and protocol_slots({"a": 3}, 0) == {}
+
+
+def test_far_out_fewbody_frames_do_not_crowd_out_the_other_protocols():
+    from aceal.loop.selection import select_candidates
+
+    m = 20
+
+    def frame(cols, reason, walker):
+        c = _candidate(np.zeros((3, m)), reason=reason, m=m)
+        c.descriptors = np.zeros((1, m))
+        c.descriptors[0, cols] = 1.0
+        c.walker = walker
+        return c
+
+    # dimers, each new along two directions (farther, standardised, than the others)
+    cands = [frame([2 * k, 2 * k + 1], "fewbody", -1) for k in range(5)]
+    cands += [frame([10], "neb", -1), frame([11], "strain", -1)]
+    cands += [frame([12 + k], "uncertainty", 0) for k in range(4)]   # thermal frames
+    idx, why = select_candidates(cands, 4, "fps", np.zeros((1, m)), protocol_share=0.75)
+    assert sorted(cands[i].reason for i in idx[:3]) == ["fewbody", "neb", "strain"], why

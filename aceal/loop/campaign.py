@@ -566,7 +566,8 @@ class Campaign:
                                             self.cfg.selection.priority_share,
                                             protocol_share=self.cfg.exploration.share,
                                             rng=np.random.default_rng(
-                                                [self.cfg.seed, it, 5]), **info)
+                                                [self.cfg.seed, it, 5]), rotation=it,
+                                            **info)
             timings["selection"] = time.perf_counter() - t0
             pending = []
             for i, w in zip(chosen, why, strict=True):

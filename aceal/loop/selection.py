@@ -17,7 +17,7 @@ from ase import Atoms
 
 from aceal.loop.walker import Candidate
 
-__all__ = ["select_candidates", "unit_noise_rows"]
+__all__ = ["protocol_slots", "select_candidates", "unit_noise_rows"]
 
 
 def unit_noise_rows(atoms: Atoms, design, weights, beta: float) -> np.ndarray:
@@ -39,11 +39,36 @@ def unit_noise_rows(atoms: Atoms, design, weights, beta: float) -> np.ndarray:
     return np.vstack([r * np.sqrt(beta * obs.weights[k]) for k, r in obs.rows.items()])
 
 
+def protocol_slots(available: dict[str, int], k: int, rotation: int = 0) -> dict[str, int]:
+    """Share ``k`` batch slots evenly among the protocols with candidates.
+
+    Each protocol serves a different property (relaxed defects, barriers, elastic
+    constants, the repulsive core), so none may crowd out the others: the slots go round
+    the protocols (in name order, starting ``rotation`` places along) one at a time, a
+    protocol with no candidates left passing its turn.  ``available`` maps protocol to
+    its number of candidates.  Returns protocol -> slots (only protocols with slots).
+    """
+    names = sorted(kind for kind, count in available.items() if count > 0)
+    if not names:
+        return {}
+    start = rotation % len(names)
+    names = names[start:] + names[:start]
+    slots = dict.fromkeys(names, 0)
+    k = min(k, sum(available[name] for name in names))
+    while k > 0:
+        for name in names:
+            if k > 0 and slots[name] < available[name]:
+                slots[name] += 1
+                k -= 1
+    return {name: count for name, count in slots.items() if count}
+
+
 def select_candidates(candidates: Sequence[Candidate], n: int, method: str,
                       training_means: np.ndarray | None, rare_event_priority: bool = True,
                       priority_share: float = 0.5, posterior=None,
                       weights=None, protocol_share: float = 0.0,
-                      rng: np.random.Generator | None = None) -> tuple[list[int], list[str]]:
+                      rng: np.random.Generator | None = None,
+                      rotation: int = 0) -> tuple[list[int], list[str]]:
     """Choose at most ``n`` candidates to label.
 
     Parameters
@@ -68,10 +93,14 @@ def select_candidates(candidates: Sequence[Candidate], n: int, method: str,
         fit's :class:`aceal.fit.Weights`.
     protocol_share
         This fraction of the batch (rounded up) is reserved for the exploration protocols'
-        candidates (``walker == -1``), the best of them by ``method``; the rest of the
-        batch is filled from all candidates.
+        candidates (``walker == -1``), shared out evenly among the protocols present
+        (:func:`protocol_slots`), the best of each protocol's own candidates by
+        ``method``; the rest of the batch is filled from all candidates.
     rng
         ``random`` only: the generator of the draws.
+    rotation
+        Which protocols get the slots that do not divide evenly (the campaign passes
+        the iteration, so every protocol gets its turn).
 
     Returns
     -------
@@ -115,8 +144,14 @@ def select_candidates(candidates: Sequence[Candidate], n: int, method: str,
         urgent = [i for kind in ("rare_event", "blowup")
                   for i, c in enumerate(candidates) if c.reason == kind]
         priority = best(urgent, int(np.ceil(priority_share * n)))
-    protocol = [i for i, c in enumerate(candidates) if c.walker < 0 and i not in priority]
-    priority += best(protocol, min(int(np.ceil(protocol_share * n)), n - len(priority)))
+    protocols: dict[str, list[int]] = {}
+    for i, c in enumerate(candidates):
+        if c.walker < 0 and i not in priority:
+            protocols.setdefault(c.reason, []).append(i)
+    slots = protocol_slots({k: len(v) for k, v in protocols.items()},
+                           min(int(np.ceil(protocol_share * n)), n - len(priority)), rotation)
+    for kind, k in slots.items():
+        priority += best(protocols[kind], k)
     sel = select_batch(descriptors, n, method=method, training=training, priority=priority,
                        rng=rng, **extra)
     reasons = [f"priority ({candidates[i].reason})" if i in priority else r
