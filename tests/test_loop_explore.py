@@ -152,17 +152,30 @@ def test_neb_images_carry_the_hopping_atom_over_a_barrier(setup):
     _, atoms = _structure(vacancies=1)
     site = np.asarray(atoms.info["vacancy_sites"][0]) @ atoms.cell.array
     r = _run(setup, "neb", atoms)
-    assert r.blowup is None and len(r.candidates) == 3
+    images = [c for c in r.candidates if " image " in c.detail]
+    mids = [c for c in r.candidates if " midpoint " in c.detail]
+    assert r.blowup is None and len(images) == 3 and len(mids) == 4
+    assert len(r.candidates) == 7
+    # the midpoint between images 1 and 2, half-way in minimum image
+    from ase.geometry import find_mic
+
+    a, b = images[0].atoms, images[1].atoms
+    half = a.positions + 0.5 * find_mic(b.positions - a.positions, a.cell, a.pbc)[0]
+    assert "1.5/4" in mids[1].detail
+    np.testing.assert_allclose(mids[1].atoms.positions, half, atol=1e-9)
+    # no midpoints when asked not to
+    r2 = _run(setup, "neb", atoms, ExplorationSettings(neb={"midpoints": False}))
+    assert len(r2.candidates) == 3
     # the hopper: the atom that moves most between the first and the last image
-    first, last = r.candidates[0].atoms, r.candidates[-1].atoms
+    first, last = images[0].atoms, images[-1].atoms
     k = int(np.argmax(np.linalg.norm(last.positions - first.positions, axis=1)))
-    mid = r.candidates[1].atoms
+    mid = images[1].atoms
     nn = 3.61 / np.sqrt(2)
     probe = mid.copy()
     probe.append("Cu")
     probe.positions[-1] = site
     assert 0.2 * nn < probe.get_distance(k, len(probe) - 1, mic=True) < 0.8 * nn
-    e = _energies(setup, r.candidates)
+    e = _energies(setup, images)
     assert e[1] > min(e[0], e[2]) - 1e-6      # the middle image is not below the others
 
 
@@ -222,7 +235,7 @@ def test_a_hop_a_walker_saw_gets_a_neb_between_its_ends(setup):
     tables, bundle, model = setup
     r = run_protocol(jobs[0], model, tables, bundle, ExplorationSettings(), 1.5,
                      np.random.default_rng(0))
-    assert r.blowup is None and len(r.candidates) == 3
+    assert r.blowup is None and len(r.candidates) == 7   # 3 images, 4 midpoints
     moved = np.linalg.norm(r.candidates[1].atoms.positions - initial.positions, axis=1)
     assert int(np.argmax(moved)) == k
     # a "hop" that relaxes back to where it started has no path: no candidates

@@ -321,6 +321,8 @@ class NEBSettings(Settings):
     relax_steps: int = Field(40, ge=0, description="end-state relaxation steps")
     on_hops: bool = Field(True, description="also a NEB for each hop a walker saw")
     max_hops: int = Field(2, ge=0, description="hop NEBs per iteration at most")
+    midpoints: bool = Field(True, description="also the midpoints between neighbouring "
+                                              "images as candidates")
 
 
 class FewBodySettings(Settings):

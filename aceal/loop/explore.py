@@ -12,7 +12,8 @@ candidates, with the same uncertainty signals as the walkers' frames
   hydrostatic and each of the six Voigt components (E–V curve, elastic constants);
 * ``neb``: a vacancy of the structure (its built site), the nearest atom hops into it; both
   end states relaxed at fixed cell, a climbing-image NEB (``ase.mep.NEB``) with the model;
-  the images are candidates (saddles carry the rare-event atoms of Liu, He and Mo);
+  the images and the midpoints between neighbouring images are candidates (saddles carry
+  the rare-event atoms of Liu, He and Mo);
 * ``fewbody``: dimers of every element pair from ``r_min`` times the sum of covalent radii
   to the cutoff, and trimers at the given apex angles, isolated in vacuum.
 
@@ -198,6 +199,11 @@ def _neb_protocol(job, calc, s: ExplorationSettings, frames, rng) -> None:
             frames.add(im, f"neb image {i}/{s.neb.images + 1} (atom {k} hops)")
     for im in images[1:-1]:
         _checked_forces(im)
+    if s.neb.midpoints:   # where a coarse band cannot see a spurious hump of the model
+        for i, (a, b) in enumerate(zip(images[:-1], images[1:], strict=True)):
+            mid = _plain(a)
+            mid.positions += 0.5 * find_mic(b.positions - a.positions, a.cell, a.pbc)[0]
+            frames.add(mid, f"neb midpoint {i + 0.5:g}/{s.neb.images + 1} (atom {k} hops)")
 
 
 def fewbody_clusters(elements: list[str], s, r_cut: np.ndarray,
