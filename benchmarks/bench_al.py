@@ -600,18 +600,19 @@ def main(argv=None) -> dict:
         per_seed["aimd"].append(scores)
     # the basis's floor: the same fit to every frame of the pool (what more data of the
     # held-out distribution alone can buy with this basis and cutoff)
-    full_pool = scorer(fitter.fit(list(enumerate(pool)), 0))
-    full_pool.update(labelled_calls=len(pool), basis_functions=len(basis))
     floors = []
-    for k, text in enumerate(args.floor_basis):
-        override = json.loads(text)
-        other, _ = build_basis({**cfg0.basis, **override}, cfg0.elements, structures)
-        f = FrameFitter(other, DesignTables(other), cfg0.fit, e0, root / f"aimd-fit-{k}")
+    for k, override in enumerate([None] + [json.loads(t) for t in args.floor_basis]):
+        f = fitter
+        if override is not None:
+            other, _ = build_basis({**cfg0.basis, **override}, cfg0.elements, structures)
+            f = FrameFitter(other, DesignTables(other), cfg0.fit, e0, root / f"aimd-fit-{k}")
+            _say(f"floor with basis {override}: {len(other)} functions")
         score = scorer(f.fit(list(enumerate(pool)), 0))
-        score.update(basis_update=override, labelled_calls=len(pool),
-                     basis_functions=len(other))
+        score.update(labelled_calls=len(pool), basis_functions=len(f.refit.basis))
+        if override is not None:
+            score["basis_update"] = override
         floors.append(score)
-        _say(f"floor with basis {override}: {len(other)} functions")
+    full_pool = floors.pop(0)
     timing["aimd_fit_and_score_s"] = round(time.perf_counter() - t0, 1)
 
     curves = {arm: mean_curve(per_seed[arm], budgets) for arm in ARMS}
