@@ -157,8 +157,6 @@ def test_neb_images_carry_the_hopping_atom_over_a_barrier(setup):
     assert r.blowup is None and len(images) == 3 and len(mids) == 4
     assert len(r.candidates) == 7
     # the midpoint between images 1 and 2, half-way in minimum image
-    from ase.geometry import find_mic
-
     a, b = images[0].atoms, images[1].atoms
     half = a.positions + 0.5 * find_mic(b.positions - a.positions, a.cell, a.pbc)[0]
     assert "1.5/4" in mids[1].detail
