@@ -352,3 +352,20 @@ def test_calibrated_committee_matches_the_validation_force_errors(tmp_path):
     model = ACEModel.load(out / "model.yaml")
     frames = aseio.read(out / "validation.xyz", index=":")
     assert abs(committee_scale(model, frames) - 1.0) < 1e-6  # saved members are calibrated
+
+
+def test_latest_copy_of_a_missing_output_is_removed_not_left_stale(tmp_path):
+    from aceal.loop.campaign import publish_latest
+
+    old = tmp_path / "model-0001.asi"
+    old.write_text("old active set")
+    assert publish_latest(tmp_path, {"model.asi": old}) == []
+    assert (tmp_path / "model.asi").read_text() == "old active set"
+    new = tmp_path / "model-0002.yaml"
+    new.write_text("newer model")
+    # the newer model has no .asi (rank-deficient active set): the old copy must go
+    removed = publish_latest(tmp_path, {"model.yaml": new, "model.asi": None})
+    assert removed == ["model.asi"]
+    assert not (tmp_path / "model.asi").exists()
+    assert (tmp_path / "model.yaml").read_text() == "newer model"
+    assert old.exists()  # the per-version file stays

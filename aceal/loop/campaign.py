@@ -50,7 +50,7 @@ from aceal.loop.walker import ModelBundle, maxwell_boltzmann, new_walker
 from aceal.settings import dump
 from aceal.store.atomic import write_atomic
 
-__all__ = ["Campaign", "config_hash", "STATE_FILE"]
+__all__ = ["Campaign", "config_hash", "publish_latest", "STATE_FILE"]
 
 #: version of the state's contents (the file format has its own, in aceal.loop.state)
 STATE_VERSION = 1
@@ -70,6 +70,24 @@ def _fingerprint(cfg: CampaignConfig) -> str:
     keep = {k: getattr(cfg, k) for k in ("elements", "basis", "e0", "repulsion")}
     keep["weights"] = cfg.fit.weights
     return json.dumps(to_jsonable(keep, other=dump), sort_keys=True)
+
+
+def publish_latest(directory: Path, outputs: dict[str, Path | None]) -> list[str]:
+    """Copy each output to its latest name in ``directory`` (``{latest: source}``).
+
+    A latest name whose source is ``None`` (this model has no such file) loses its old
+    copy, which belonged to an earlier model: a ``model.asi`` beside a newer
+    ``model.yaml`` would grade with a stale active set.  Returns the names removed.
+    """
+    removed = []
+    for latest, src in outputs.items():
+        target = directory / latest
+        if src is not None:
+            write_atomic(target, src.read_bytes(), durable=False)
+        elif target.exists():
+            target.unlink()
+            removed.append(latest)
+    return removed
 
 
 class Campaign:
@@ -364,18 +382,20 @@ class Campaign:
         asi = path.with_suffix(".asi.npz")
         grader = ExtrapolationGrader(self.basis, bundle.inverses)
         grader.save(asi)
-        outputs = [(path, "model.yaml"), (asi, "model.asi.npz")]
+        outputs = {"model.yaml": path, "model.asi.npz": asi, "model.asi": None}
         pace_asi = path.with_suffix(".asi")  # pacemaker's format, for LAMMPS
         try:
             grader.save(pace_asi)
-            outputs.append((pace_asi, "model.asi"))
+            outputs["model.asi"] = pace_asi
         except AcealInputError as err:  # a rank-deficient active set has no .asi form
             if not getattr(self, "_asi_note_written", False):
                 self.log.write("note", iteration=iteration,
                                message=f"pacemaker .asi not written: {err}")
                 self._asi_note_written = True
-        for src, latest in outputs:
-            write_atomic(self.out / latest, src.read_bytes(), durable=False)  # the latest copy
+        for name in publish_latest(self.out, outputs):
+            self.log.write("note", iteration=iteration,
+                           message=f"{name} removed: {path.name} has none, and the old copy "
+                                   "belongs to an earlier model")
         if not any(m.iteration == iteration for m in self.store.models()):
             self.store.add_model(path.read_text(), iteration=iteration,
                                  metrics={"train": fit_errors, "validation": val,
