@@ -33,8 +33,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-#: defect energies, judged by their absolute error (eV); the rest by the relative error
+#: defect energies (names starting so), judged by their absolute error (eV); the rest by
+#: the relative error
 ENERGY_PROPERTIES = ("E_vac formation", "E_vac migration (NEB)", "E_int formation")
+
+
+def _is_energy(key: str) -> bool:
+    return key.split(":")[1].startswith(ENERGY_PROPERTIES)
 
 
 def _validate(model_path: Path, reference, elements, quick: bool) -> dict:
@@ -66,9 +71,8 @@ def _summary(report: dict) -> dict:
 
 def _final(summary: dict) -> dict:
     props = summary["properties"]
-    energy = {k: abs(v[0] - v[1]) for k, v in props.items()
-              if k.split(":")[1] in ENERGY_PROPERTIES}
-    relative = {k: v[2] for k, v in props.items() if k.split(":")[1] not in ENERGY_PROPERTIES
+    energy = {k: abs(v[0] - v[1]) for k, v in props.items() if _is_energy(k)}
+    relative = {k: v[2] for k, v in props.items() if not _is_energy(k)
                 and v[2] is not None and np.isfinite(v[2])}
     within = [bool(v[4]) for v in props.values() if v[4] is not None]
     worst_rel = max(relative.items(), key=lambda kv: kv[1]) if relative else (None, None)

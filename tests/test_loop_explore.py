@@ -115,6 +115,27 @@ def test_jobs_every_k_iterations_and_fewbody_once():
     assert len(exploration_jobs(structures, protocols, s, 3)) == 4
 
 
+def test_an_interstitial_structure_is_also_relaxed_from_each_dumbbell(setup):
+    spec, atoms = _structure(interstitials=1)
+    assert atoms.info["interstitials"] == 1
+    jobs = exploration_jobs([atoms], [["md", "relax"]], ExplorationSettings(), 1)
+    assert [j.variant for j in jobs] == ["", "dumbbell <110>", "dumbbell <100>",
+                                         "dumbbell <211>"]
+    for job in jobs[1:]:
+        a = job.atoms
+        assert len(a) == len(atoms)
+        # a split pair about one lattice site, the built interstitial gone
+        d = a.get_distances(len(a) - 1, range(len(a) - 1), mic=True)
+        assert 0.6 * 2.55 < d.min() < 0.8 * 2.55
+    r = run_protocol(jobs[2], setup[2], setup[0], setup[1], ExplorationSettings(), 1.5,
+                     np.random.default_rng(4))
+    assert r.blowup is None and r.candidates
+    assert r.candidates[-1].detail.endswith("relax dumbbell <100> final")
+    off = exploration_jobs([atoms], [["md", "relax"]],
+                           ExplorationSettings(relax={"dumbbells": 0}), 1)
+    assert len(off) == 1
+
+
 def test_voigt_strains_are_symmetric_and_complete():
     strains = voigt_strains(0.02)
     assert len(strains) == 14

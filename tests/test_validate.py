@@ -147,6 +147,32 @@ def test_interstitial_dumbbell_relaxes():
     assert res["dumbbell_length_A"] < 2.55  # shorter than the nearest-neighbour distance
 
 
+def test_neighbour_shell_directions_name_the_standard_dumbbells():
+    from aceal.validate.crystal import direction_name, neighbour_shells, supercell
+
+    expect = {"bcc": ["<111>", "<100>", "<110>"], "fcc": ["<110>", "<100>", "<211>"],
+              "diamond": ["<111>", "<110>", "<311>"]}
+    for structure, names in expect.items():
+        cell = supercell("W", structure, 3.2, 3)
+        shells, nearest = neighbour_shells(cell, 5, shells=3)
+        assert [direction_name(u) for u in shells] == names
+        assert nearest == pytest.approx(cell.get_distances(5, range(len(cell)),
+                                                           mic=True)[np.arange(len(cell)) != 5]
+                                        .min())
+
+
+def test_every_dumbbell_orientation_is_measured():
+    # EMT Cu: the <100> dumbbell is the stable one; a <211> start relaxes into it, and
+    # the <110> dumbbell stays (by symmetry) on its higher saddle
+    res = defects.interstitial_formations("Cu", EMT(), size=2)
+    assert list(res) == ["<110>", "<100>", "<211>"]
+    e = {k: v["Eint_eV"] for k, v in res.items()}
+    assert e["<100>"] == pytest.approx(defects.interstitial_formation(
+        "Cu", EMT(), size=2)["Eint_eV"], abs=1e-6)
+    assert e["<211>"] == pytest.approx(e["<100>"], abs=0.01)
+    assert e["<110>"] > e["<100>"] + 0.5
+
+
 # ---------------------------------------------------------------- few-body
 def _lj(r, sigma=1.0, eps=1.0, rc=10.0):
     v = lambda x: 4 * eps * ((sigma / x) ** 12 - (sigma / x) ** 6)  # noqa: E731

@@ -306,6 +306,8 @@ class RelaxSettings(Settings):
     fmax: float = Field(0.02, gt=0, description="force convergence, eV/Å")
     cell: bool = Field(True, description="relax the cell of periodic bulk cells too")
     rattle: float = Field(0.03, ge=0, description="Gaussian start displacement, Å")
+    dumbbells: int = Field(3, ge=0, description="structures with an interstitial: also "
+                           "relax split dumbbells along this many neighbour-shell directions")
 
 
 class StrainSettings(Settings):

@@ -7,7 +7,10 @@ candidates, with the same uncertainty signals as the walkers' frames
 * ``relax``: positions (and, for periodic bulk cells, the cell with
   :class:`ase.filters.FrechetCellFilter`) relaxed by FIRE from the structure with a small
   random displacement; every ``sample_every`` steps and the last frame are candidates (the
-  relaxed defect is what formation energies are made of);
+  relaxed defect is what formation energies are made of).  A structure with an
+  interstitial is also relaxed from a split dumbbell along each of the first
+  ``relax.dumbbells`` neighbour-shell directions (:func:`aceal.loop.structures.
+  dumbbell_starts`): the stable orientation differs between elements and potentials;
 * ``strain``: the cell relaxed, then homogeneous strains of each amplitude, both signs:
   hydrostatic and each of the six Voigt components (E–V curve, elastic constants);
 * ``neb``: a vacancy of the structure (its built site), the nearest atom hops into it; both
@@ -29,6 +32,7 @@ import numpy as np
 from ase import Atoms
 
 from aceal.loop.config import FEWBODY_TYPE, ExplorationSettings
+from aceal.loop.structures import dumbbell_starts
 from aceal.loop.walker import Candidate, FrameSignals, SegmentResult, mean_model, signal_values
 
 __all__ = ["ExploreJob", "exploration_jobs", "run_protocol"]
@@ -45,6 +49,7 @@ class ExploreJob:
     structure: int
     atoms: Atoms | None = None
     final: Atoms | None = None
+    variant: str = ""
 
 
 def exploration_jobs(structures, protocols: list[list[str]], settings: ExplorationSettings,
@@ -58,8 +63,11 @@ def exploration_jobs(structures, protocols: list[list[str]], settings: Explorati
             if settings.neb.on_hops]
     if (iteration - 1) % settings.every:
         return jobs
-    jobs += [ExploreJob(p, k, atoms.copy()) for k, (atoms, names) in
-             enumerate(zip(structures, protocols, strict=True)) for p in names if p != "md"]
+    for k, (atoms, names) in enumerate(zip(structures, protocols, strict=True)):
+        jobs += [ExploreJob(p, k, atoms.copy()) for p in names if p != "md"]
+        if "relax" in names:
+            jobs += [ExploreJob("relax", k, start, variant=label)
+                     for label, start in dumbbell_starts(atoms, settings.relax.dumbbells)]
     if settings.fewbody.enabled:
         jobs.append(ExploreJob("fewbody", -1))
     return jobs
@@ -119,9 +127,10 @@ def _relax(atoms: Atoms, calc, steps: int, fmax: float, cell: bool, frames: _Fra
 def _relax_protocol(job, calc, s: ExplorationSettings, frames, rng) -> None:
     a = job.atoms.copy()
     a.positions += rng.normal(0.0, s.relax.rattle, a.positions.shape)
+    label = f"relax {job.variant}".strip()
     _relax(a, calc, s.relax.steps, s.relax.fmax, s.relax.cell, frames,
-           s.relax.sample_every, "relax")
-    frames.add(a, "relax final")
+           s.relax.sample_every, label)
+    frames.add(a, f"{label} final")
 
 
 def voigt_strains(amplitude: float) -> list[tuple[str, np.ndarray]]:

@@ -43,6 +43,37 @@ def _add_interstitial(atoms: Atoms, rng: np.random.Generator, trials: int = 256)
     return atoms + Atoms(atoms[0].symbol, positions=[best])
 
 
+def dumbbell_starts(atoms: Atoms, shells: int) -> list[tuple[str, Atoms]]:
+    """Split-dumbbell variants of a structure with interstitials (``info["interstitials"]``,
+    the last atoms): the last interstitial removed and its nearest lattice atom split
+    along the direction to each of its first ``shells`` neighbour shells (bcc: <111>,
+    <100>, <110>).  Which orientation is stable depends on the element and the
+    potential, so each is relaxed and offered as a candidate.  ``[(label, atoms)]``.
+    """
+    from aceal.validate.crystal import (
+        DUMBBELL_HALF_LENGTH,
+        direction_name,
+        neighbour_shells,
+        split_dumbbell,
+    )
+
+    n_extra = int(atoms.info.get("interstitials", 0))
+    if not n_extra or shells <= 0:
+        return []
+    lattice = atoms[: len(atoms) - n_extra]
+    probe = lattice + atoms[-1:]
+    d = probe.get_distances(len(lattice), range(len(lattice)), mic=True)
+    host = int(np.argmin(d))
+    directions, nearest = neighbour_shells(lattice, host, shells=shells)
+    out = []
+    for u in directions:
+        start = split_dumbbell(atoms[:-1], host, u, DUMBBELL_HALF_LENGTH * nearest)
+        start.info = dict(atoms.info)
+        start.wrap()
+        out.append((f"dumbbell {direction_name(u)}", start))
+    return out
+
+
 def build_structure(spec: StructureSettings, rng: np.random.Generator,
                     where: str = "structure") -> Atoms:
     """One initial structure from a validated ``structures[i]`` entry (see docs/campaign.md).
@@ -96,6 +127,8 @@ def build_structure(spec: StructureSettings, rng: np.random.Generator,
         if not atoms.pbc.all():
             raise AcealInputError(f"{where}.interstitials: only for periodic bulk cells")
         atoms = _add_interstitial(atoms, rng)
+    if spec.interstitials:
+        atoms.info["interstitials"] = spec.interstitials  # the last atoms
     if spec.strain:
         eps = rng.uniform(-spec.strain, spec.strain, (3, 3))
         eps = 0.5 * (eps + eps.T)

@@ -28,7 +28,7 @@ PROPERTIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "vacancy_formation": ("eV", ("Evac",)),
     "vacancy_migration": ("eV", ("Em",)),
     "surface": ("relative", ("gamma(100)", "gamma(110)", "gamma(111)")),
-    "interstitial_formation": ("eV", ("Eint",)),
+    "interstitial_formation": ("eV", ("Eint (shell 1)", "Eint (shell 2)", "Eint (shell 3)")),
 }
 
 
@@ -56,8 +56,9 @@ def _components(name: str, element: str, calc: Calculator, settings, cache: dict
                                      min_thickness=settings.surface_min_thickness)
         return [s[f]["gamma_J_per_m2"] for f in ("100", "110", "111")]
     if name == "interstitial_formation":
-        return [defects.interstitial_formation(element, calc, a0=a0,
-                                               size=settings.vacancy_size)["Eint_eV"]]
+        found = defects.interstitial_formations(element, calc, a0=a0,
+                                                size=settings.vacancy_size)
+        return [v["Eint_eV"] for v in found.values()]
     raise KeyError(name)
 
 

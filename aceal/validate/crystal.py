@@ -87,3 +87,53 @@ def energy_per_atom(element: str, structure: str, a: float, calc: Calculator) ->
     atoms = cubic_cell(element, structure, a)
     atoms.calc = calc
     return float(atoms.get_potential_energy()) / len(atoms)
+
+
+def neighbour_shells(atoms: Atoms, index: int, shells: int = 3,
+                     tolerance: float = 0.1) -> tuple[list[np.ndarray], float]:
+    """Unit vectors from atom ``index`` to one atom of each of its first ``shells``
+    neighbour shells, and the nearest-neighbour distance (Å).
+
+    Distances within ``tolerance`` times the nearest-neighbour distance of each other
+    form one shell (minimum image in periodic directions).
+    """
+    from ase.geometry import get_distances
+
+    others = np.delete(np.arange(len(atoms)), index)
+    vectors, distances = get_distances(atoms.positions[index], atoms.positions[others],
+                                       cell=atoms.cell, pbc=atoms.pbc)
+    vectors, distances = vectors[0], distances[0]
+    order = np.argsort(distances, kind="stable")
+    nearest = float(distances[order[0]])
+    out: list[np.ndarray] = []
+    last = -np.inf
+    for i in order:
+        if distances[i] > last + tolerance * nearest:
+            out.append(vectors[i] / distances[i])
+            last = distances[i]
+            if len(out) == shells:
+                break
+    return out, nearest
+
+
+def direction_name(u: np.ndarray) -> str:
+    """Miller family of a direction in the cell's Cartesian frame, e.g. ``"<211>"``."""
+    u = np.abs(np.asarray(u, float))
+    small = u[u > 0.2 * u.max()].min()
+    return "<" + "".join(str(int(round(x / small))) for x in sorted(u, reverse=True)) + ">"
+
+
+def split_dumbbell(atoms: Atoms, index: int, direction: np.ndarray,
+                   half_length: float) -> Atoms:
+    """Copy of ``atoms`` with atom ``index`` split into a pair ``+-half_length`` (Å) along
+    ``direction`` about its site (a self-interstitial dumbbell); the new atom is last."""
+    u = np.asarray(direction, float) / np.linalg.norm(direction)
+    out = atoms.copy()
+    site = out.positions[index].copy()
+    out.positions[index] = site + half_length * u
+    out += Atoms(out[index].symbol, positions=[site - half_length * u])
+    return out
+
+
+#: dumbbell half-length / nearest-neighbour distance of a split-dumbbell start
+DUMBBELL_HALF_LENGTH = 0.35

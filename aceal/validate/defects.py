@@ -16,10 +16,14 @@ from ase.optimize import FIRE, LBFGS
 
 from aceal.validate.bulk import equation_of_state
 from aceal.validate.crystal import (
+    DUMBBELL_HALF_LENGTH,
     cubic_cell,
+    direction_name,
     element_structure,
     energy_per_atom,
+    neighbour_shells,
     relax_positions,
+    split_dumbbell,
     supercell,
 )
 
@@ -28,6 +32,7 @@ __all__ = [
     "vacancy_formation",
     "vacancy_migration",
     "interstitial_formation",
+    "interstitial_formations",
     "surface_energies",
     "EV_PER_A2_TO_J_PER_M2",
 ]
@@ -208,8 +213,9 @@ def interstitial_formation(
 ) -> dict:
     """Self-interstitial (split dumbbell) formation energy at constant volume.
 
-    The atom at site 0 is replaced by two atoms at ``+-0.3 a0`` along ``direction``
-    (default <100> for fcc, <111> for bcc, <110> otherwise) and the cell is relaxed.
+    The atom at site 0 is split into two atoms ``DUMBBELL_HALF_LENGTH`` nearest-neighbour
+    distances either side of its site along ``direction`` (default <100> for fcc, <111>
+    for bcc, the nearest-neighbour direction otherwise) and the positions are relaxed.
     ``E_f = E(N+1, relaxed) - (N+1)/N * E(N, perfect)``.
 
     Returns
@@ -219,25 +225,46 @@ def interstitial_formation(
         ``n_atoms``, ``a0_A``, ``converged``.
     """
     structure, a0, e_bulk = _setup(element, calc, a0, structure)
-    if direction is None:
-        direction = {"fcc": (1, 0, 0), "bcc": (1, 1, 1)}.get(structure, (1, 1, 0))
-    u = np.asarray(direction, float)
-    u /= np.linalg.norm(u)
     atoms = supercell(element, structure, a0, size)
+    shells, nearest = neighbour_shells(atoms, 0, shells=1)
+    if direction is None:
+        direction = {"fcc": (1, 0, 0), "bcc": (1, 1, 1)}.get(structure, shells[0])
+    u = np.asarray(direction, float)
     n = len(atoms)
-    site = atoms.positions[0].copy()
-    atoms.positions[0] = site + 0.3 * a0 * u
-    atoms += Atoms(element, positions=[site - 0.3 * a0 * u])
+    atoms = split_dumbbell(atoms, 0, u, DUMBBELL_HALF_LENGTH * nearest)
     converged = relax_positions(atoms, calc, fmax=fmax)
     e = float(atoms.get_potential_energy())
     return {
         "Eint_eV": e - (n + 1) * e_bulk,
-        "direction": list(direction),
+        "direction": direction_name(u),
         "dumbbell_length_A": float(atoms.get_distance(0, n, mic=True)),
         "n_atoms": n + 1,
         "a0_A": a0,
         "converged": converged,
     }
+
+
+def interstitial_formations(
+    element: str,
+    calc: Calculator,
+    a0: float | None = None,
+    structure: str | None = None,
+    size: int = 3,
+    shells: int = 3,
+    fmax: float = 0.01,
+) -> dict[str, dict]:
+    """:func:`interstitial_formation` of the dumbbell along the direction to each of the
+    first ``shells`` neighbour shells of a site (bcc <111>, <100>, <110>; fcc <110>,
+    <100>, <211>; diamond <111>, <110>, <311>), keyed by direction name (``"<111>"``).
+    Which is lowest depends on the element and the potential: a validation that checked
+    one orientation would miss a model that gets the stable one wrong."""
+    structure, a0, _ = _setup(element, calc, a0, structure)
+    perfect = supercell(element, structure, a0, size)
+    directions, _ = neighbour_shells(perfect, 0, shells=shells)
+    return {direction_name(u): interstitial_formation(element, calc, a0=a0,
+                                                      structure=structure, size=size,
+                                                      direction=u, fmax=fmax)
+            for u in directions}
 
 
 def _slab(element, structure, a0, miller, min_thickness, vacuum):

@@ -231,7 +231,7 @@ def run_validation(
                         ),
                     }
                     if s.interstitial:
-                        res[r]["interstitial"] = defects.interstitial_formation(
+                        res[r]["interstitial"] = defects.interstitial_formations(
                             el, c, a0=a, size=s.vacancy_size
                         )
                 col.roles(suite, el, "E_vac formation", "eV", res, "vacancy", "Evac_eV")
@@ -240,8 +240,9 @@ def run_validation(
                     col.roles(suite, el, f"gamma({facet})", "J/m²", res,
                               "surfaces", facet, "gamma_J_per_m2")  # fmt: skip
                 if s.interstitial:
-                    col.roles(suite, el, "E_int formation", "eV", res,
-                              "interstitial", "Eint_eV")  # fmt: skip
+                    for name in res["reference"]["interstitial"]:
+                        col.roles(suite, el, f"E_int formation {name}", "eV", res,
+                                  "interstitial", name, "Eint_eV")  # fmt: skip
                 curves.setdefault("defects", {})[el] = {r: res[r] for r in pair_calcs}
         elif suite == "fewbody":
             ref = fewbody.fewbody_curves(
