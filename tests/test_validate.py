@@ -455,6 +455,31 @@ def test_committee_spread_is_each_members_property_by_the_same_protocol(tmp_path
     text = (tmp_path / "report.md").read_text()
     assert " ± " in text and f"{cal['within_2sigma']} of {cal['n_properties']}" in text
     assert json.loads((tmp_path / "report.json").read_text())["rows"][0]["committee_std"] > 0
+    neb = res["curves"]["defects"]["Cu"]["members"]   # drawn in neb_Cu.png
+    assert len(neb) == 3 and all(len(m["path_energies_eV"]) > 2 for m in neb)
+
+
+def test_dynamics_trimers_and_plots_get_the_committee_too(tmp_path, mishin):
+    from ase.calculators.lj import LennardJones
+
+    members = [LennardJones(sigma=s, epsilon=0.4, rc=6.0, smooth=True)
+               for s in (2.28, 2.30, 2.32)]
+    settings = QUICK_SETTINGS.model_copy(update={"md_steps": 40, "nve_steps": 20,
+                                                 "fewbody_points": 12})
+    res = run_validation(mishin, EMT(), ["Cu"], suites=("bulk", "dynamics", "fewbody"),
+                         out_dir=tmp_path, settings=settings, committee=members)
+    rows = {r["property"]: r for r in res["rows"]}
+    a0 = [vbulk.equation_of_state("Cu", m)["a0_A"] for m in members]
+    d = [dynamics.md_properties("Cu", m, a0=a, size=settings.md_size, steps=40,
+                                temperatures_K=tuple(settings.md_temperatures_K),
+                                nve_steps=20)["T1000"]["D_A2_per_ps"]
+         for m, a in zip(members, a0, strict=True)]
+    assert rows["D 1000 K"]["committee_std"] == pytest.approx(np.std(d, ddof=1), rel=1e-9)
+    for name in ("RDF 1st peak 300 K", "NVE drift", "trimer equilateral E_min"):
+        assert rows[name]["committee_size"] == 3 and rows[name]["committee_std"] > 0
+    assert "committee_std" not in rows["trimer angle-scan RMSE"]
+    assert len(res["curves"]["eos"]["Cu"]["members"]) == 3
+    assert (tmp_path / "eos_Cu.png").exists()
 
 
 def test_dimer_minimum_gets_the_committee_spread(mishin):

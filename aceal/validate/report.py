@@ -74,10 +74,20 @@ def _labels(meta):
     return {"reference": f"reference: {meta['reference']}", "model": f"model: {meta['model']}"}
 
 
+def _plot_members(ax, members, x: str, y: str, shift_min: bool = False) -> None:
+    """The committee members' curves, thin and grey (their spread is the model's σ)."""
+    for k, m in enumerate(members):
+        e = np.asarray(m[y])
+        ax.plot(m[x], e - e.min() if shift_min else e, "-", color="0.6", lw=0.7,
+                label=f"committee ({len(members)} members)" if k == 0 else None)
+
+
 def _plot_eos(curves, meta, out: Path) -> list[str]:
     plt, files = _plt(), []
     for el, eos in curves.get("eos", {}).items():
         fig, ax = plt.subplots(figsize=(5, 3.6))
+        _plot_members(ax, eos.get("members", ()), "volumes_A3_per_atom",
+                      "energies_eV_per_atom", shift_min=True)
         for role, lab in _labels(meta).items():
             c = eos[role]
             e = np.asarray(c["energies_eV_per_atom"])
@@ -100,6 +110,7 @@ def _plot_neb(curves, meta, out: Path) -> list[str]:
     plt, files = _plt(), []
     for el, res in curves.get("defects", {}).items():
         fig, ax = plt.subplots(figsize=(5, 3.6))
+        _plot_members(ax, res.get("members", ()), "path_coordinate", "path_energies_eV")
         for role, lab in _labels(meta).items():
             m = res[role]["migration"]
             ax.plot(

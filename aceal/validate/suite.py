@@ -147,11 +147,14 @@ def run_validation(
         default: the reference's relaxed vacancy-hop NEB path.
     committee
         Calculators of the model's committee members (e.g.
-        :meth:`aceal.model.ACEModel.committee_models`): every ``bulk`` and ``defects``
-        property and each dimer's minimum (``fewbody``) is also computed with each
-        member by the same protocol, and its row
+        :meth:`aceal.model.ACEModel.committee_models`): every property (``bulk``,
+        ``defects``, ``dynamics``, ``dislocation``, the dimer and trimer minima of
+        ``fewbody``) is also computed with each member by the same protocol, and its row
         gets ``committee_std``, ``committee_mean`` and ``within_2sigma``; ``meta``
-        gets the ``calibration`` (fraction of those properties within 2 sigma).
+        gets the ``calibration`` (fraction of those properties within 2 sigma); the
+        E-V and NEB plots draw the members' curves.  Error measures of the model
+        against the reference (curve RMSEs, rare-event force errors, the core DD
+        difference) have no spread.
 
     Returns
     -------
@@ -216,7 +219,9 @@ def run_validation(
                 }
                 for k in ("C11", "C12", "C44"):
                     col.roles(suite, el, k, "GPa", cij, f"{k}_GPa")
-                curves.setdefault("eos", {})[el] = {r: eos[r] for r in pair_calcs}
+                curves.setdefault("eos", {})[el] = {
+                    **{r: eos[r] for r in pair_calcs},
+                    "members": _members(eos, "volumes_A3_per_atom", "energies_eV_per_atom")}
                 curves.setdefault("elastic", {})[el] = {r: cij[r] for r in pair_calcs}
         elif suite == "defects":
             for el in cubic:
@@ -243,7 +248,10 @@ def run_validation(
                     for name in res["reference"]["interstitial"]:
                         col.roles(suite, el, f"E_int formation {name}", "eV", res,
                                   "interstitial", name, "Eint_eV")  # fmt: skip
-                curves.setdefault("defects", {})[el] = {r: res[r] for r in pair_calcs}
+                curves.setdefault("defects", {})[el] = {
+                    **{r: res[r] for r in pair_calcs},
+                    "members": _members({r: v["migration"] for r, v in res.items()},
+                                        "path_coordinate", "path_energies_eV")}
         elif suite == "fewbody":
             ref = fewbody.fewbody_curves(
                 list(elements), reference_calc, n_points=s.fewbody_points
@@ -263,8 +271,13 @@ def run_validation(
                 col.add(suite, key, "dimer curve RMSE (E_ref<2 eV)", "eV", 0.0, _curve_rmse(dr, dm))
             for key in ref["trimers"]:
                 tr, tm = ref["trimers"][key], mod["trimers"][key]
-                col.pair(suite, key, "trimer equilateral E_min", "eV", tr, tm,
-                         "equilateral", "e_min_eV")  # fmt: skip
+                grid = ref["trimers"][key]["equilateral"]["r_A"]
+                trims = {"reference": tr, "model": tm, **{
+                    f"member{k}": fewbody.trimer_curves(tuple(key.split("-")), c, grid,
+                                                        r0=r0[key], angles_deg=[180.0])
+                    for k, c in enumerate(committee)}}
+                col.roles(suite, key, "trimer equilateral E_min", "eV", trims,
+                          "equilateral", "e_min_eV")  # fmt: skip
                 col.add(
                     suite,
                     key,
@@ -287,16 +300,16 @@ def run_validation(
                         timestep_fs=s.md_timestep_fs,
                         nve_steps=s.nve_steps,
                     )
-                    for r, c in pair_calcs.items()
+                    for r, c in calcs.items()
                 }
                 for temp in s.md_temperatures_K:
                     key = f"T{int(round(temp))}"
-                    rr, mm = res["reference"][key], res["model"][key]
-                    col.pair(suite, el, f"RDF 1st peak {key[1:]} K", "Å", rr, mm, "first_peak_A")
-                    col.pair(suite, el, f"D {key[1:]} K", "Å²/ps", rr, mm, "D_A2_per_ps")
-                col.pair(suite, el, "NVE drift", "eV/atom/ps", res["reference"], res["model"],
-                         "nve", "drift_eV_per_atom_per_ps")  # fmt: skip
-                curves.setdefault("dynamics", {})[el] = res
+                    col.roles(suite, el, f"RDF 1st peak {key[1:]} K", "Å", res, key,
+                              "first_peak_A")
+                    col.roles(suite, el, f"D {key[1:]} K", "Å²/ps", res, key, "D_A2_per_ps")
+                col.roles(suite, el, "NVE drift", "eV/atom/ps", res,
+                          "nve", "drift_eV_per_atom_per_ps")  # fmt: skip
+                curves.setdefault("dynamics", {})[el] = {r: res[r] for r in pair_calcs}
         elif suite == "rare_events":
             curves["rare_events"] = {}
             sets = []
@@ -340,11 +353,11 @@ def run_validation(
                     r: dislocation.screw_dislocation(
                         el, c, a0=lattice(r, el)["a0_A"], radius_a0=s.dislocation_radius_a0
                     )
-                    for r, c in pair_calcs.items()
+                    for r, c in calcs.items()
                 }
                 ref, mod = res["reference"], res["model"]
-                col.pair(suite, el, "screw E per length", "eV/Å", ref, mod, "E_per_length_eV_per_A")
-                col.pair(suite, el, "core |DD|/b (3 core pairs)", "-", ref, mod, "core_dd_over_b")
+                col.roles(suite, el, "screw E per length", "eV/Å", res, "E_per_length_eV_per_A")
+                col.roles(suite, el, "core |DD|/b (3 core pairs)", "-", res, "core_dd_over_b")
                 col.add(
                     suite,
                     el,
@@ -353,7 +366,7 @@ def run_validation(
                     0.0,
                     dislocation.dd_difference(ref, mod),
                 )
-                curves.setdefault("dislocation", {})[el] = res
+                curves.setdefault("dislocation", {})[el] = {r: res[r] for r in pair_calcs}
         timings[suite] = time.perf_counter() - t0
 
     results = {
@@ -375,6 +388,11 @@ def run_validation(
 
         write_report(results, out_dir)
     return results
+
+
+def _members(by_role: dict, *keys: str) -> list[dict]:
+    """The committee members' ``keys`` of their curves (for the plots' spread)."""
+    return [{k: v[k] for k in keys} for r, v in by_role.items() if r.startswith("member")]
 
 
 def _curve_rmse(ref: dict, mod: dict, e_cap: float = 2.0) -> float:
