@@ -131,6 +131,7 @@ def test_an_interstitial_structure_is_also_relaxed_from_each_dumbbell(setup):
                      np.random.default_rng(4))
     assert r.blowup is None and r.candidates
     assert r.candidates[-1].detail.endswith("relax dumbbell <100> final")
+    assert [c.relaxed for c in r.candidates] == [False] * (len(r.candidates) - 1) + [True]
     off = exploration_jobs([atoms], [["md", "relax"]],
                            ExplorationSettings(relax={"dumbbells": 0}), 1)
     assert len(off) == 1

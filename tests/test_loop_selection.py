@@ -201,3 +201,36 @@ def test_far_out_fewbody_frames_do_not_crowd_out_the_other_protocols():
     cands += [frame([12 + k], "uncertainty", 0) for k in range(4)]   # thermal frames
     idx, why = select_candidates(cands, 4, "fps", np.zeros((1, m)), protocol_share=0.75)
     assert sorted(cands[i].reason for i in idx[:3]) == ["fewbody", "neb", "strain"], why
+
+
+def test_a_protocol_slot_goes_to_the_relaxed_state_with_the_least_certain_energy():
+    from ase import Atoms
+
+    from aceal.loop.selection import least_certain_relaxed, select_candidates
+
+    m = 6
+
+    def frame(col, n_atoms, energy_std, relaxed):
+        c = _candidate(np.zeros((3, m)), reason="relax", m=m)
+        c.atoms = Atoms("Cu" * n_atoms, positions=np.zeros((n_atoms, 3)))
+        c.descriptors = np.zeros((1, m))
+        c.descriptors[0, col] = 1.0
+        c.walker, c.relaxed = -1, relaxed
+        c.signals = {"energy_std": energy_std, "force_std_max": 0.1, "gamma_max": 1.0}
+        return c
+
+    # a far-out path frame (fps would take it), two relaxed states: per atom the first
+    # is less certain, in total energy (what a formation energy is made of) the second
+    cands = [frame(0, 10, 0.01, False), frame(1, 10, 0.002, True), frame(2, 50, 0.001, True)]
+    cands[0].descriptors *= 50.0
+    assert least_certain_relaxed(cands, [0, 1, 2], 1) == [2]
+    idx, why = select_candidates(cands, 2, "fps", np.zeros((1, m)), protocol_share=0.5)
+    assert idx[0] == 2 and why[0] == "priority (relax)"
+    # two slots: the relaxed states first, then the protocol's best other frame
+    idx, _ = select_candidates(cands + [frame(3, 5, 0.0, False)], 3, "fps", np.zeros((1, m)),
+                               protocol_share=1.0)
+    assert idx[:2] == [2, 1] and idx[2] == 0
+    # without a committee (no spread) the relaxed states are not preferred
+    for c in cands:
+        c.signals["energy_std"] = 0.0
+    assert least_certain_relaxed(cands, [0, 1, 2], 1) == []

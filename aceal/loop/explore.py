@@ -87,14 +87,17 @@ class _Frames:
 
     def __init__(self, min_distance: float) -> None:
         self.frames: list[tuple[Atoms, str]] = []
+        self.relaxed: set[int] = set()   # indices of relaxed end states
         self.min_distance = min_distance
 
-    def add(self, atoms: Atoms, detail: str) -> None:
+    def add(self, atoms: Atoms, detail: str, relaxed: bool = False) -> None:
         from aceal.loop.structures import min_distance
 
         snap = _plain(atoms)
         if not np.all(np.isfinite(snap.positions)) or min_distance(snap) < self.min_distance:
             raise _Broken("too_close or non-finite positions")
+        if relaxed:
+            self.relaxed.add(len(self.frames))
         self.frames.append((snap, detail))
 
 
@@ -130,7 +133,7 @@ def _relax_protocol(job, calc, s: ExplorationSettings, frames, rng) -> None:
     label = f"relax {job.variant}".strip()
     _relax(a, calc, s.relax.steps, s.relax.fmax, s.relax.cell, frames,
            s.relax.sample_every, label)
-    frames.add(a, f"{label} final")
+    frames.add(a, f"{label} final", relaxed=True)
 
 
 def voigt_strains(amplitude: float) -> list[tuple[str, np.ndarray]]:
@@ -308,7 +311,8 @@ def run_protocol(job: ExploreJob, model, tables, bundle, settings: ExplorationSe
     for step, (snap, detail) in enumerate(frames.frames):
         sig, desc = signals_fn(snap)
         cand = Candidate(snap, job.protocol, signal_values(sig), desc, -1, step, 0.0,
-                         f"structure {job.structure}: {detail}")
+                         f"structure {job.structure}: {detail}",
+                         relaxed=step in frames.relaxed)
         if keep_rows:
             cand.rows = signals_fn.rows(snap)
         result.candidates.append(cand)

@@ -17,7 +17,7 @@ from ase import Atoms
 
 from aceal.loop.walker import Candidate
 
-__all__ = ["protocol_slots", "select_candidates", "unit_noise_rows"]
+__all__ = ["least_certain_relaxed", "protocol_slots", "select_candidates", "unit_noise_rows"]
 
 
 def unit_noise_rows(atoms: Atoms, design, weights, beta: float) -> np.ndarray:
@@ -63,6 +63,22 @@ def protocol_slots(available: dict[str, int], k: int, rotation: int = 0) -> dict
     return {name: count for name, count in slots.items() if count}
 
 
+def least_certain_relaxed(candidates: Sequence[Candidate], subset: Sequence[int],
+                          k: int) -> list[int]:
+    """Up to ``k`` of the relaxed end states in ``subset``, the largest committee spread
+    of the total energy (eV) first; none without a committee.
+
+    A formation energy is the energy of a relaxed state, so the relaxed state whose
+    energy the committee is least sure of is the protocol frame worth labelling; the
+    spread of the frame's total energy is the first-order spread of the property.
+    """
+    spread = {i: candidates[i].signals.get("energy_std", np.nan) * len(candidates[i].atoms)
+              for i in subset if candidates[i].relaxed}
+    ranked = sorted((i for i, v in spread.items() if np.isfinite(v) and v > 0),
+                    key=lambda i: -spread[i])
+    return ranked[:max(k, 0)]
+
+
 def select_candidates(candidates: Sequence[Candidate], n: int, method: str,
                       training_means: np.ndarray | None, rare_event_priority: bool = True,
                       priority_share: float = 0.5, posterior=None,
@@ -94,8 +110,10 @@ def select_candidates(candidates: Sequence[Candidate], n: int, method: str,
     protocol_share
         This fraction of the batch (rounded up) is reserved for the exploration protocols'
         candidates (``walker == -1``), shared out evenly among the protocols present
-        (:func:`protocol_slots`), the best of each protocol's own candidates by
-        ``method``; the rest of the batch is filled from all candidates.
+        (:func:`protocol_slots`): within a protocol the relaxed end states come first,
+        least certain energy first (:func:`least_certain_relaxed`), then the best of
+        its other candidates by ``method``; the rest of the batch is filled from all
+        candidates.
     rng
         ``random`` only: the generator of the draws.
     rotation
@@ -151,7 +169,8 @@ def select_candidates(candidates: Sequence[Candidate], n: int, method: str,
     slots = protocol_slots({k: len(v) for k, v in protocols.items()},
                            min(int(np.ceil(protocol_share * n)), n - len(priority)), rotation)
     for kind, k in slots.items():
-        priority += best(protocols[kind], k)
+        first = least_certain_relaxed(candidates, protocols[kind], k)
+        priority += first + best([i for i in protocols[kind] if i not in first], k - len(first))
     sel = select_batch(descriptors, n, method=method, training=training, priority=priority,
                        rng=rng, **extra)
     reasons = [f"priority ({candidates[i].reason})" if i in priority else r

@@ -99,6 +99,8 @@ class Candidate:
     rows
         Design rows of the frame (:func:`aceal.descriptors.design_rows`) when the walker
         was asked to keep them (``selection.method: information``), else ``None``.
+    relaxed
+        A relaxed end state of a protocol (its energy makes a formation energy).
     """
 
     atoms: Atoms
@@ -110,6 +112,7 @@ class Candidate:
     md_time: float
     detail: str = ""
     rows: object = None
+    relaxed: bool = False
 
 
 @dataclass
