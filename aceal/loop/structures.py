@@ -61,9 +61,7 @@ def dumbbell_starts(atoms: Atoms, shells: int) -> list[tuple[str, Atoms]]:
     if not n_extra or shells <= 0:
         return []
     lattice = atoms[: len(atoms) - n_extra]
-    probe = lattice + atoms[-1:]
-    d = probe.get_distances(len(lattice), range(len(lattice)), mic=True)
-    host = int(np.argmin(d))
+    host = int(np.argmin(atoms.get_distances(len(atoms) - 1, range(len(lattice)), mic=True)))
     directions, nearest = neighbour_shells(lattice, host, shells=shells)
     out = []
     for u in directions:

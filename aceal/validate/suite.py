@@ -271,9 +271,9 @@ def run_validation(
                 col.add(suite, key, "dimer curve RMSE (E_ref<2 eV)", "eV", 0.0, _curve_rmse(dr, dm))
             for key in ref["trimers"]:
                 tr, tm = ref["trimers"][key], mod["trimers"][key]
-                grid = ref["trimers"][key]["equilateral"]["r_A"]
                 trims = {"reference": tr, "model": tm, **{
-                    f"member{k}": fewbody.trimer_curves(tuple(key.split("-")), c, grid,
+                    f"member{k}": fewbody.trimer_curves(tuple(key.split("-")), c,
+                                                        tr["equilateral"]["r_A"],
                                                         r0=r0[key], angles_deg=[180.0])
                     for k, c in enumerate(committee)}}
                 col.roles(suite, key, "trimer equilateral E_min", "eV", trims,
