@@ -106,7 +106,8 @@ def test_auto_search_matches_a_plain_fit_of_its_choice_and_never_reads_the_test_
     assert all(done_then for paths, done_then in reads if cu_data["test"] in paths)
     rep = res.report["hyperparameter_search"]
     assert rep["n_trials"] == len(rep["trials"]) > 10
-    assert {t["cutoff_nn_multiple"] for t in rep["trials"]} == {1.8, 2.1}
+    cutoffs = {t["cutoff_nn_multiple"] for t in rep["trials"]}
+    assert {1.8, 2.1} <= cutoffs <= {1.543, 1.8, 2.1, 2.45}  # the grid, or one step past it
     best = min(rep["trials"], key=lambda t: t["score"])
     assert rep["chosen"] == best and len(res.model.basis) == best["n_functions"]
 
@@ -135,3 +136,43 @@ def test_auto_search_matches_a_plain_fit_of_its_choice_and_never_reads_the_test_
                         out=tmp_path / "again.yaml", progress=False)
         assert again.report["hyperparameter_search"]["chosen"]["cv_rmse"] == best["cv_rmse"]
         assert again.report["config"] == chosen
+
+
+def _noisy_fold_equations(cutoff: float, best_cutoff: float) -> FoldEquations:
+    """Fold equations whose label noise grows with the distance to ``best_cutoff`` (the
+    same draws at every cutoff, so the CV error is monotonic in that distance)."""
+    rng = np.random.default_rng(0)
+    m, n_e0 = 8, 1
+    c_true = rng.normal(size=m + n_e0)
+    noise = 0.01 + abs(cutoff - best_cutoff)
+    neqs = []
+    for _ in range(3):
+        neq = NormalEquations(m + n_e0)
+        for kind, nrow in (("energy", 10), ("forces", 30)):
+            rows = rng.normal(size=(nrow, m + n_e0))
+            if kind == "forces":
+                rows[:, m:] = 0.0
+            neq.add(kind, rows, rows @ c_true + noise * rng.normal(size=nrow))
+        neqs.append(neq)
+    return FoldEquations(cutoff, neqs, np.repeat(np.arange(4.0), 2), np.tile([1.0, 2.0], 4),
+                         n_e0)
+
+
+@pytest.mark.parametrize(("best_cutoff", "expected"), [
+    (3.0, 2.939),   # past the top edge: 2.6 * 2.6/2.3, and 3.324 is worse
+    (2.3, 2.3),     # inside the grid: no extension
+    (1.0, 1.512),   # past the bottom edge by 2.0/2.3 twice; 1.315 is below the floor
+])
+def test_the_cutoff_search_extends_past_a_winning_edge(best_cutoff, expected):
+    assembled = []
+
+    def assemble(c: float) -> FoldEquations:
+        assembled.append(c)
+        return _noisy_fold_equations(c, best_cutoff)
+
+    start = Candidate(2.3, (3.0, 3.0), (("energy", 1.0), ("forces", 1.0)), 1.0)
+    res = search.search_hyperparameters(assemble, start, [2.0, 2.3, 2.6],
+                                        {"energy": 1.0, "forces": 1.0}, ["energy", "forces"])
+    assert res.best.candidate.cutoff == pytest.approx(expected)
+    assert min(assembled) >= search.MIN_CUTOFF_MULTIPLE
+    assert len(assembled) == len(set(assembled))

@@ -19,9 +19,11 @@ error is ``y'y - 2 c'b + c'Ac`` of its own blocks. The score of a candidate is
 ``sum_k s_k log(RMSE_k)`` over the observation kinds (``search.score``: ``s_k``, default 1
 for energy, forces and virial): scale-free, so a relative gain on any kind counts the same.
 
-The search is a coordinate descent: cutoff, then the weight ratios, ``order_factor`` and the
-per-order degrees, each a line search on a grid in log space (refined around the best
-point), repeated while it improves and time (``search.time_budget``) is left. The test data
+The search is a coordinate descent: the cutoff (the grid, extended past an edge that wins
+by the grid's step at that edge, down to ``MIN_CUTOFF_MULTIPLE``), then the weight ratios,
+``order_factor`` and the per-order degrees, each a line search on a grid in log space
+(refined around the best point), repeated while it improves and time
+(``search.time_budget``) is left. The test data
 of a fit is never passed here.
 """
 
@@ -38,8 +40,12 @@ from scipy.linalg import cho_factor, cho_solve
 from aceal.fit.normal_equations import KINDS, Block, NormalEquations
 from aceal.fit.solvers import fit_bayesian, profile_out, smoothness_prior
 
-__all__ = ["Candidate", "Trial", "SearchResult", "FoldEquations", "fold_indices",
-           "search_hyperparameters"]
+#: Smallest cutoff the search extends to, in median nearest-neighbour distances: below
+#: about 1.5 the smooth cutoff leaves little more than the first shell.
+MIN_CUTOFF_MULTIPLE = 1.5
+
+__all__ = ["MIN_CUTOFF_MULTIPLE", "Candidate", "Trial", "SearchResult", "FoldEquations",
+           "fold_indices", "search_hyperparameters"]
 
 
 @dataclass(frozen=True)
@@ -306,12 +312,33 @@ def search_hyperparameters(
         b = get(best.candidate)
         line(make, [b / math.sqrt(factor), b * math.sqrt(factor)])
 
-    # 1. cutoff, with everything else at its start value
-    line(lambda c: replace(best.candidate, cutoff=float(c)),
-         [c for c in cutoffs if c != start.cutoff])
-    for c in list(asm_cache):  # free the equations of the cutoffs not chosen
-        if c != best.candidate.cutoff:
-            del asm_cache[c]
+    # 1. cutoff, with everything else at its start value: the grid, then past an edge
+    #    that wins by the grid's own step at that edge
+    def with_cutoff(c: float) -> Candidate:
+        return replace(best.candidate, cutoff=float(c))
+
+    def free_losers() -> None:  # one cutoff's fold equations can take gigabytes
+        for c in list(asm_cache):
+            if c != best.candidate.cutoff:
+                del asm_cache[c]
+
+    grid = sorted({float(c) for c in cutoffs} | {start.cutoff})
+    for c in grid:
+        if c != start.cutoff:
+            line(with_cutoff, [c])
+            free_losers()
+    while len(grid) > 1 and not over_time():
+        chosen = best.candidate.cutoff
+        if chosen == grid[-1]:
+            grid.append(round(grid[-1] ** 2 / grid[-2], 3))
+            nxt = grid[-1]
+        elif chosen == grid[0] and round(grid[0] ** 2 / grid[1], 3) >= MIN_CUTOFF_MULTIPLE:
+            grid.insert(0, round(grid[0] ** 2 / grid[1], 3))
+            nxt = grid[0]
+        else:
+            break
+        line(with_cutoff, [nxt])
+        free_losers()
 
     def sweep() -> None:
         # 2. weight ratios to the forces weight (the evidence sets the overall scale)
