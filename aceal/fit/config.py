@@ -172,7 +172,8 @@ class SearchSettings(Settings):
     seed: int = Field(0, description="seed of the fold assignment")
     cutoffs: list[Annotated[float, Field(gt=0)]] = Field(
         default_factory=lambda: [2.0, 2.3, 2.6], min_length=1,
-        description="cutoff candidates, multiples of the median nearest-neighbour distance")
+        description="cutoff candidates, multiples of the median nearest-neighbour distance "
+                    "(extended past an edge that wins)")
     score: dict[Literal["energy", "forces", "virial"], Annotated[float, Field(ge=0)]] = Field(
         default_factory=lambda: {"energy": 1.0, "forces": 1.0, "virial": 1.0},
         description="weight of each kind's log CV RMSE in the score")

@@ -23,8 +23,7 @@ The search is a coordinate descent: the cutoff (the grid, extended past an edge 
 by the grid's step at that edge, down to ``MIN_CUTOFF_MULTIPLE``), then the weight ratios,
 ``order_factor`` and the per-order degrees, each a line search on a grid in log space
 (refined around the best point), repeated while it improves and time
-(``search.time_budget``) is left. The test data
-of a fit is never passed here.
+(``search.time_budget``) is left. The test data of a fit is never passed here.
 """
 
 from __future__ import annotations
@@ -328,16 +327,15 @@ def search_hyperparameters(
             line(with_cutoff, [c])
             free_losers()
     while len(grid) > 1 and not over_time():
-        chosen = best.candidate.cutoff
-        if chosen == grid[-1]:
-            grid.append(round(grid[-1] ** 2 / grid[-2], 3))
-            nxt = grid[-1]
-        elif chosen == grid[0] and round(grid[0] ** 2 / grid[1], 3) >= MIN_CUTOFF_MULTIPLE:
-            grid.insert(0, round(grid[0] ** 2 / grid[1], 3))
-            nxt = grid[0]
+        above, below = round(grid[-1] ** 2 / grid[-2], 3), round(grid[0] ** 2 / grid[1], 3)
+        if best.candidate.cutoff == grid[-1]:
+            grid.append(above)
+            line(with_cutoff, [above])
+        elif best.candidate.cutoff == grid[0] and below >= MIN_CUTOFF_MULTIPLE:
+            grid.insert(0, below)
+            line(with_cutoff, [below])
         else:
             break
-        line(with_cutoff, [nxt])
         free_losers()
 
     def sweep() -> None:
