@@ -225,23 +225,12 @@ def interstitial_formation(
         ``n_atoms``, ``a0_A``, ``converged``.
     """
     structure, a0, e_bulk = _setup(element, calc, a0, structure)
-    atoms = supercell(element, structure, a0, size)
-    shells, nearest = neighbour_shells(atoms, 0, shells=1)
+    perfect = supercell(element, structure, a0, size)
+    shells, nearest = neighbour_shells(perfect, 0, shells=1)
     if direction is None:
         direction = {"fcc": (1, 0, 0), "bcc": (1, 1, 1)}.get(structure, shells[0])
-    u = np.asarray(direction, float)
-    n = len(atoms)
-    atoms = split_dumbbell(atoms, 0, u, DUMBBELL_HALF_LENGTH * nearest)
-    converged = relax_positions(atoms, calc, fmax=fmax)
-    e = float(atoms.get_potential_energy())
-    return {
-        "Eint_eV": e - (n + 1) * e_bulk,
-        "direction": direction_name(u),
-        "dumbbell_length_A": float(atoms.get_distance(0, n, mic=True)),
-        "n_atoms": n + 1,
-        "a0_A": a0,
-        "converged": converged,
-    }
+    return _dumbbell_formation(perfect, np.asarray(direction, float), nearest, calc, e_bulk,
+                               a0, fmax)
 
 
 def interstitial_formations(
@@ -258,13 +247,29 @@ def interstitial_formations(
     <100>, <211>; diamond <111>, <110>, <311>), keyed by direction name (``"<111>"``).
     Which is lowest depends on the element and the potential: a validation that checked
     one orientation would miss a model that gets the stable one wrong."""
-    structure, a0, _ = _setup(element, calc, a0, structure)
+    structure, a0, e_bulk = _setup(element, calc, a0, structure)
     perfect = supercell(element, structure, a0, size)
-    directions, _ = neighbour_shells(perfect, 0, shells=shells)
-    return {direction_name(u): interstitial_formation(element, calc, a0=a0,
-                                                      structure=structure, size=size,
-                                                      direction=u, fmax=fmax)
+    directions, nearest = neighbour_shells(perfect, 0, shells=shells)
+    return {direction_name(u): _dumbbell_formation(perfect, u, nearest, calc, e_bulk, a0, fmax)
             for u in directions}
+
+
+def _dumbbell_formation(perfect: Atoms, u: np.ndarray, nearest: float, calc: Calculator,
+                        e_bulk: float, a0: float, fmax: float) -> dict:
+    """Site 0 of ``perfect`` split along ``u`` and relaxed: the dict of
+    :func:`interstitial_formation` (``e_bulk`` eV/atom, ``nearest`` Å)."""
+    n = len(perfect)
+    atoms = split_dumbbell(perfect, 0, u, DUMBBELL_HALF_LENGTH * nearest)
+    converged = relax_positions(atoms, calc, fmax=fmax)
+    e = float(atoms.get_potential_energy())
+    return {
+        "Eint_eV": e - (n + 1) * e_bulk,
+        "direction": direction_name(u),
+        "dumbbell_length_A": float(atoms.get_distance(0, n, mic=True)),
+        "n_atoms": n + 1,
+        "a0_A": a0,
+        "converged": converged,
+    }
 
 
 def _slab(element, structure, a0, miller, min_thickness, vacuum):
